@@ -1,0 +1,231 @@
+"""Configuration of the timm ResNet family wrapped as a Transformers model."""
+
+from __future__ import annotations
+
+import copy
+
+from transformers import PretrainedConfig
+
+BLOCK_TYPES = ("basic", "bottleneck")
+STEM_TYPES = ("", "deep", "deep-tiered")
+STAGE_NAMES = ("stem", "stage1", "stage2", "stage3", "stage4")
+
+# One row per timm variant: the config fields that reproduce `timm.create_model(name)`.
+# Mirrors the `model_args` of timm's `@register_model` functions in `timm/models/resnet.py`.
+_DEEP_D = {"stem_width": 32, "stem_type": "deep", "avg_down": True}
+_DEEP_T = {"stem_width": 32, "stem_type": "deep-tiered", "avg_down": True}
+TIMM_PRESETS: dict[str, dict] = {
+    "resnet10t": {"block_type": "basic", "layers": [1, 1, 1, 1], **_DEEP_T},
+    "resnet14t": {"block_type": "bottleneck", "layers": [1, 1, 1, 1], **_DEEP_T},
+    "resnet18": {"block_type": "basic", "layers": [2, 2, 2, 2]},
+    "resnet18d": {"block_type": "basic", "layers": [2, 2, 2, 2], **_DEEP_D},
+    "resnet26": {"block_type": "bottleneck", "layers": [2, 2, 2, 2]},
+    "resnet26d": {"block_type": "bottleneck", "layers": [2, 2, 2, 2], **_DEEP_D},
+    "resnet26t": {"block_type": "bottleneck", "layers": [2, 2, 2, 2], **_DEEP_T},
+    "resnet34": {"block_type": "basic", "layers": [3, 4, 6, 3]},
+    "resnet34d": {"block_type": "basic", "layers": [3, 4, 6, 3], **_DEEP_D},
+    "resnet50": {"block_type": "bottleneck", "layers": [3, 4, 6, 3]},
+    "resnet50c": {"block_type": "bottleneck", "layers": [3, 4, 6, 3], "stem_width": 32, "stem_type": "deep"},
+    "resnet50d": {"block_type": "bottleneck", "layers": [3, 4, 6, 3], **_DEEP_D},
+    "resnet50s": {"block_type": "bottleneck", "layers": [3, 4, 6, 3], "stem_width": 64, "stem_type": "deep"},
+    "resnet50t": {"block_type": "bottleneck", "layers": [3, 4, 6, 3], **_DEEP_T},
+    "resnet101": {"block_type": "bottleneck", "layers": [3, 4, 23, 3]},
+    "resnet101d": {"block_type": "bottleneck", "layers": [3, 4, 23, 3], **_DEEP_D},
+    "resnet152": {"block_type": "bottleneck", "layers": [3, 8, 36, 3]},
+    "resnet152d": {"block_type": "bottleneck", "layers": [3, 8, 36, 3], **_DEEP_D},
+    "resnet200d": {"block_type": "bottleneck", "layers": [3, 24, 36, 3], **_DEEP_D},
+    "resnext50_32x4d": {"block_type": "bottleneck", "layers": [3, 4, 6, 3], "cardinality": 32, "base_width": 4},
+    "resnext101_32x4d": {"block_type": "bottleneck", "layers": [3, 4, 23, 3], "cardinality": 32, "base_width": 4},
+    "resnext101_32x8d": {"block_type": "bottleneck", "layers": [3, 4, 23, 3], "cardinality": 32, "base_width": 8},
+    "wide_resnet50_2": {"block_type": "bottleneck", "layers": [3, 4, 6, 3], "base_width": 128},
+    "wide_resnet101_2": {"block_type": "bottleneck", "layers": [3, 4, 23, 3], "base_width": 128},
+}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+
+
+def _check_rate(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be a float in [0, 1), got {value!r}.")
+
+
+class ResnetConfig(PretrainedConfig):
+    """Hyper-parameters of a timm `ResNet`; `model_type` is distinct from the built-in `"resnet"`."""
+
+    model_type = "custom_resnet"
+
+    def __init__(
+        self,
+        block_type: str = "bottleneck",
+        layers: list[int] = [3, 4, 6, 3],  # noqa: B006 - the tutorial's signature, copied before use
+        num_classes: int = 1000,
+        input_channels: int = 3,
+        cardinality: int = 1,
+        base_width: int = 64,
+        stem_width: int = 64,
+        stem_type: str = "",
+        avg_down: bool = False,
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        zero_init_last: bool = True,
+        **kwargs,
+    ):
+        if block_type not in BLOCK_TYPES:
+            raise ValueError(f"`block_type` must be 'basic' or 'bottleneck', got {block_type!r}.")
+        if stem_type == "deep_tiered":  # timm's spelling
+            stem_type = "deep-tiered"
+        if stem_type not in STEM_TYPES:
+            raise ValueError(f"`stem_type` must be '', 'deep' or 'deep-tiered', got {stem_type!r}.")
+        layers = list(layers) if isinstance(layers, (list, tuple)) else layers
+        if not isinstance(layers, list) or len(layers) != 4 or not all(_is_int(n) and n >= 1 for n in layers):
+            raise ValueError(f"`layers` must be a list of 4 positive integers (blocks per stage), got {layers!r}.")
+        _check_int("num_classes", num_classes, 0)
+        for name, value in (
+            ("input_channels", input_channels),
+            ("cardinality", cardinality),
+            ("base_width", base_width),
+            ("stem_width", stem_width),
+        ):
+            _check_int(name, value, 1)
+        if not isinstance(avg_down, bool):
+            raise ValueError(f"`avg_down` must be a bool (True or False), got {avg_down!r}.")
+        if not isinstance(zero_init_last, bool):
+            raise ValueError(f"`zero_init_last` must be a bool (True or False), got {zero_init_last!r}.")
+        _check_rate("drop_rate", drop_rate)
+        _check_rate("drop_path_rate", drop_path_rate)
+
+        # `num_classes` (the tutorial's name) and Transformers' `num_labels` / `id2label` describe one fact.
+        num_classes = self._reconcile_labels(num_classes, kwargs)
+
+        self.block_type = block_type
+        self.layers = layers
+        self.input_channels = input_channels
+        self.cardinality = cardinality
+        self.base_width = base_width
+        self.stem_width = stem_width
+        self.stem_type = stem_type
+        self.avg_down = avg_down
+        self.drop_rate = float(drop_rate)
+        self.drop_path_rate = float(drop_path_rate)
+        self.zero_init_last = zero_init_last
+        out_features = kwargs.pop("out_features", None)
+        out_indices = kwargs.pop("out_indices", None)
+        super().__init__(**kwargs)
+        self.num_labels = num_classes
+        self.set_backbone_outputs(out_features=out_features, out_indices=out_indices)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (the tutorial's name): always `len(id2label)`, i.e. `num_labels`."""
+        return len(self.id2label) if self.id2label is not None else 0
+
+    @num_classes.setter
+    def num_classes(self, value: int) -> None:
+        _check_int("num_classes", value, 0)
+        self.num_labels = value
+
+    def to_dict(self) -> dict:
+        """Serializable fields, `num_classes` included so `config.json` reads like the tutorial's."""
+        output = super().to_dict()
+        output["num_classes"] = self.num_classes
+        return output
+
+    @staticmethod
+    def _reconcile_labels(num_classes: int, kwargs: dict) -> int:
+        """Make `num_classes`, `num_labels`, `id2label` and `label2id` agree, or raise naming the conflict."""
+        id2label = kwargs.get("id2label")
+        label2id = kwargs.get("label2id")
+        num_labels = kwargs.pop("num_labels", None)
+        if num_labels is not None:  # an explicit `num_labels` (e.g. from_pretrained(..., num_labels=N)) wins
+            _check_int("num_labels", num_labels, 0)
+            if id2label is not None and len(id2label) != num_labels:
+                kwargs.pop("id2label")
+                kwargs.pop("label2id", None)
+            return num_labels
+        if id2label is not None:
+            id2label = {int(k): str(v) for k, v in dict(id2label).items()}
+            if sorted(id2label) != list(range(len(id2label))):
+                raise ValueError(f"`id2label` keys must be 0..N-1, got {sorted(id2label)!r}.")
+            derived = len(id2label)
+            kwargs["id2label"] = id2label
+        else:
+            return num_classes
+        if num_classes not in (1000, derived):  # 1000 is the default: then the labels decide
+            raise ValueError(
+                f"`num_classes`={num_classes} disagrees with the {derived} labels given by "
+                "`id2label`/`num_labels`; pass one of them or make them match."
+            )
+        if label2id is not None:
+            expected = {v: k for k, v in id2label.items()}
+            if {str(k): int(v) for k, v in dict(label2id).items()} != expected:
+                raise ValueError("`label2id` must be the inverse of `id2label`.")
+        if label2id is None:
+            kwargs["label2id"] = {v: k for k, v in id2label.items()}
+        return derived
+
+    def set_backbone_outputs(self, out_features=None, out_indices=None) -> None:
+        """Select the stages a backbone returns, by name (`stem`, `stage1`…`stage4`) or by index 0-4."""
+        self.stage_names = list(STAGE_NAMES)
+        if out_features is None and out_indices is None:
+            out_indices = [len(STAGE_NAMES) - 1]
+        if out_features is not None:
+            out_features = list(out_features)
+            bad = [f for f in out_features if f not in STAGE_NAMES]
+            if bad:
+                raise ValueError(f"`out_features` must be names from {list(STAGE_NAMES)}, got {bad!r}.")
+            derived = [STAGE_NAMES.index(f) for f in out_features]
+            if out_indices is not None and list(out_indices) != derived:
+                raise ValueError(f"`out_indices` {list(out_indices)!r} disagrees with `out_features` {out_features!r}.")
+            out_indices = derived
+        out_indices = [i + len(STAGE_NAMES) if _is_int(i) and i < 0 else i for i in out_indices]
+        bad = [i for i in out_indices if not _is_int(i) or not 0 <= i < len(STAGE_NAMES)]
+        if bad:
+            raise ValueError(f"`out_indices` must be integers in 0..{len(STAGE_NAMES) - 1}, got {bad!r}.")
+        if sorted(set(out_indices)) != list(out_indices):
+            raise ValueError(f"`out_indices` must be increasing without repeats, got {list(out_indices)!r}.")
+        self.out_indices = list(out_indices)
+        self.out_features = [STAGE_NAMES[i] for i in out_indices]
+
+    @property
+    def stage_channels(self) -> list[int]:
+        """Channels of the stem and of each stage's output, in `STAGE_NAMES` order."""
+        expansion = 4 if self.block_type == "bottleneck" else 1
+        stem = self.stem_width * 2 if "deep" in self.stem_type else 64
+        return [stem] + [c * expansion for c in (64, 128, 256, 512)]
+
+    @property
+    def timm_kwargs(self) -> dict:
+        """Keyword arguments for `timm.models.resnet.ResNet`, except the block class."""
+        return {
+            "layers": list(self.layers),
+            "num_classes": self.num_classes,
+            "in_chans": self.input_channels,
+            "cardinality": self.cardinality,
+            "base_width": self.base_width,
+            "stem_width": self.stem_width,
+            "stem_type": self.stem_type,
+            "avg_down": self.avg_down,
+            "drop_rate": self.drop_rate,
+            "drop_path_rate": self.drop_path_rate,
+            "zero_init_last": self.zero_init_last,
+        }
+
+    @classmethod
+    def from_timm(cls, name: str, **overrides) -> ResnetConfig:
+        """Config reproducing `timm.create_model(name)`; `overrides` replace any field (e.g. `num_classes`)."""
+        arch = name.split(".", 1)[0]  # accept pretrained tags such as "resnet50d.ra2_in1k"
+        if arch not in TIMM_PRESETS:
+            raise ValueError(f"Unknown timm ResNet variant {name!r}; known variants: {', '.join(TIMM_PRESETS)}.")
+        fields = copy.deepcopy(TIMM_PRESETS[arch])
+        fields.update(overrides)
+        return cls(**fields)
+
+
+ResnetConfig.register_for_auto_class()
