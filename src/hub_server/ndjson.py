@@ -1,0 +1,141 @@
+"""Parsing of the commit API's NDJSON body from a file on disk, streaming large base64 contents."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import mmap
+import re
+from pathlib import Path
+
+from . import errors
+from .storage import AddFile, AddLfsFile, DeleteFile, DeleteFolder, HubStorage, Operation, StagedFile
+
+_CONTENT_KEY = re.compile(rb'"content"\s*:\s*"')
+_BIG_LINE = 256 * 1024
+_CHUNK = 4 * 1024 * 1024  # multiple of 4
+
+
+def _decode_base64_span(buf: mmap.mmap, start: int, end: int, storage: HubStorage) -> StagedFile:
+    """Decode ``buf[start:end]`` (base64 text) into a staged file without holding it all in memory."""
+    out = storage.new_temp_path(".stage")
+    digest = hashlib.sha256()
+    size = 0
+    with open(out, "wb") as fh:
+        pos = start
+        while pos < end:
+            stop = min(pos + _CHUNK, end)
+            try:
+                data = base64.b64decode(buf[pos:stop], validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise errors.BadRequest(f"Invalid base64 content: {exc}") from None
+            digest.update(data)
+            fh.write(data)
+            size += len(data)
+            pos = stop
+    return StagedFile(path=out, sha256=digest.hexdigest(), size=size)
+
+
+def _parse_line(buf: mmap.mmap, start: int, end: int, storage: HubStorage) -> tuple[dict, StagedFile | None]:
+    if end - start <= _BIG_LINE:
+        raw = buf[start:end]
+        try:
+            return json.loads(raw), None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise errors.BadRequest(f"Malformed NDJSON line: {exc}") from None
+    match = _CONTENT_KEY.search(buf, start, end)
+    if match is None:
+        raise errors.BadRequest("Malformed NDJSON line: oversized line without a content field")
+    cstart = match.end()
+    cend = buf.find(b'"', cstart, end)
+    if cend < 0:
+        raise errors.BadRequest("Malformed NDJSON line: unterminated content string")
+    try:
+        obj = json.loads(buf[start:cstart] + buf[cend:end])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest(f"Malformed NDJSON line: {exc}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("value"), dict) or obj["value"].get("content") != "":
+        raise errors.BadRequest("Malformed NDJSON line: content is not a top-level value field")
+    return obj, _decode_base64_span(buf, cstart, cend, storage)
+
+
+def parse_commit_body(body_path: Path, storage: HubStorage) -> tuple[dict, list[Operation]]:
+    """Parse a commit NDJSON body into its header and operations (file contents staged on disk)."""
+    header: dict | None = None
+    operations: list[Operation] = []
+    staged: list[StagedFile] = []
+    try:
+        with open(body_path, "rb") as fh:
+            if body_path.stat().st_size == 0:
+                raise errors.BadRequest("Empty commit body")
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                pos, total = 0, len(buf)
+                while pos < total:
+                    end = buf.find(b"\n", pos)
+                    end = total if end < 0 else end
+                    line_start, line_end = pos, end
+                    pos = end + 1
+                    if line_end - line_start < 64 and not buf[line_start:line_end].strip():
+                        continue
+                    obj, content = _parse_line(buf, line_start, line_end, storage)
+                    if content is not None:
+                        staged.append(content)
+                    if not isinstance(obj, dict) or "key" not in obj or not isinstance(obj.get("value"), dict):
+                        raise errors.BadRequest("Malformed NDJSON line: expected {'key': ..., 'value': {...}}")
+                    key, value = obj["key"], obj["value"]
+                    if key == "header":
+                        if header is not None:
+                            raise errors.BadRequest("Duplicate commit header")
+                        header = value
+                        continue
+                    path = value.get("path")
+                    if not isinstance(path, str):
+                        raise errors.BadRequest(f"Missing or invalid 'path' in {key!r} operation")
+                    if key == "file":
+                        if content is None:
+                            text = value.get("content")
+                            if not isinstance(text, str):
+                                raise errors.BadRequest(f"Missing content for {path}")
+                            encoding = value.get("encoding", "base64")
+                            if encoding == "base64":
+                                try:
+                                    data = base64.b64decode(text, validate=True)
+                                except (binascii.Error, ValueError) as exc:
+                                    raise errors.BadRequest(f"Invalid base64 content for {path}: {exc}") from None
+                            elif encoding in ("utf-8", "utf8", "text"):
+                                data = text.encode("utf-8")
+                            else:
+                                raise errors.BadRequest(f"Unsupported encoding {encoding!r} for {path}")
+                            content = storage.stage_bytes(data)
+                            staged.append(content)
+                        elif value.get("encoding", "base64") != "base64":
+                            raise errors.BadRequest(f"Unsupported encoding for {path}")
+                        operations.append(AddFile(path=path, content=content))
+                    elif key == "lfsFile":
+                        oid, size = value.get("oid"), value.get("size")
+                        if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str):
+                            raise errors.BadRequest(f"Invalid lfsFile operation for {path}")
+                        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+                            raise errors.BadRequest(f"Invalid size in lfsFile operation for {path}")
+                        storage.lfs_path(oid)
+                        operations.append(AddLfsFile(path=path, oid=oid, size=size))
+                    elif key == "deletedFile":
+                        operations.append(DeleteFile(path=path))
+                    elif key == "deletedFolder":
+                        operations.append(DeleteFolder(path=path))
+                    else:
+                        raise errors.BadRequest(f"Unknown operation key {key!r}")
+        if header is None:
+            raise errors.BadRequest("Missing commit header line")
+        if not isinstance(header.get("summary", ""), str) or not isinstance(header.get("description", ""), str):
+            raise errors.BadRequest("Invalid commit header: summary/description must be strings")
+        parent = header.get("parentCommit")
+        if parent is not None and not isinstance(parent, str):
+            raise errors.BadRequest("Invalid parentCommit")
+    except BaseException:
+        for item in staged:
+            item.path.unlink(missing_ok=True)
+        raise
+    return header, operations

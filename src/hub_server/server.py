@@ -1,0 +1,108 @@
+"""Running the hub: a uvicorn server in a background thread, or in the foreground."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from .app import Settings, create_app
+from .storage import HubStorage
+
+
+@dataclasses.dataclass
+class RunningHub:
+    """A hub served on a loopback port: its URL, storage and helpers for tests and demos."""
+
+    url: str
+    storage: HubStorage
+    server: uvicorn.Server
+
+    @property
+    def endpoint(self) -> str:
+        """The value to put in ``HF_ENDPOINT``."""
+        return self.url
+
+    def add_user(self, name: str, *, role: str = "write") -> str:
+        """Create a user (if missing) and return a new token for it."""
+        self.storage.add_user(name, exist_ok=True)
+        return self.storage.create_token(name, role=role)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _config(app, host: str, port: int, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=log_level == "debug",
+        timeout_keep_alive=30,
+        h11_max_incomplete_event_size=1 << 20,
+        lifespan="off",
+    )
+
+
+@contextlib.contextmanager
+def running_hub(
+    root: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    scan_uploads: bool = True,
+    settings: Settings | None = None,
+    log_level: str = "warning",
+) -> Iterator[RunningHub]:
+    """Serve a hub rooted at ``root`` in a background thread (port 0 picks a free one); stop on exit."""
+    storage = HubStorage(Path(root), scan_uploads=scan_uploads)
+    app = create_app(storage, settings)
+    sock = _bind(host, port)
+    actual_port = sock.getsockname()[1]
+    server = uvicorn.Server(_config(app, host, actual_port, log_level))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="hub-server")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("The hub server failed to start")
+        time.sleep(0.01)
+    url_host = f"[{host}]" if ":" in host else host
+    try:
+        yield RunningHub(url=f"http://{url_host}:{actual_port}", storage=storage, server=server)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+def serve(
+    root: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    *,
+    scan_uploads: bool = True,
+    settings: Settings | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve a hub in the foreground until interrupted."""
+    storage = HubStorage(Path(root), scan_uploads=scan_uploads)
+    app = create_app(storage, settings)
+    config = _config(app, host, port, log_level)
+    config.access_log = True
+    uvicorn.Server(config).run()
