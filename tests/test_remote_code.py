@@ -58,12 +58,19 @@ def saved_model(tmp_path_factory):
 
 def test_save_pretrained_writes_code_config_and_weights(saved_model):
     files = sorted(p.name for p in (saved_model / "model").iterdir())
-    assert files == ["config.json", "configuration_resnet.py", "model.safetensors", "modeling_resnet.py"]
+    assert files == [
+        "config.json",
+        "configuration_resnet.py",
+        "model.safetensors",
+        "modeling_resnet.py",
+        "preprocessor_config.json",
+    ]
     auto_map = json.loads((saved_model / "model" / "config.json").read_text())["auto_map"]
     assert auto_map == {
         "AutoConfig": "configuration_resnet.ResnetConfig",
         "AutoModel": "modeling_resnet.ResnetModel",
         "AutoModelForImageClassification": "modeling_resnet.ResnetModelForImageClassification",
+        "AutoBackbone": "modeling_resnet.ResnetBackbone",
     }
 
 

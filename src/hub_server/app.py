@@ -33,6 +33,8 @@ from .storage import (
 )
 
 JSON_LIMIT = 16 * 1024 * 1024
+SPOOL_CHUNK = 4 * 1024 * 1024
+READ_CHUNK = 4 * 1024 * 1024
 LFS_JSON = "application/vnd.git-lfs+json"
 
 
@@ -336,8 +338,11 @@ class BodyLimitMiddleware:
         )
 
 
-async def spool_body(request: Request, storage: HubStorage, limit: int, suffix: str = ".body") -> StagedFile:
-    """Stream a request body to a temporary file (hashing it); PayloadTooLarge past ``limit``."""
+async def spool_body(
+    request: Request, storage: HubStorage, limit: int, suffix: str = ".body", *, hashed: bool = True
+) -> StagedFile:
+    """Stream a request body to a temporary file (hashing it unless ``hashed`` is false); PayloadTooLarge past
+    ``limit``."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -349,6 +354,12 @@ async def spool_body(request: Request, storage: HubStorage, limit: int, suffix: 
     digest = hashlib.sha256()
     size = 0
     fh = await anyio.to_thread.run_sync(open, path, "wb")
+
+    def flush(data: bytearray) -> None:
+        if hashed:
+            digest.update(data)
+        fh.write(data)
+
     try:
         buffer = bytearray()
         async for chunk in request.stream():
@@ -356,21 +367,18 @@ async def spool_body(request: Request, storage: HubStorage, limit: int, suffix: 
             if size > limit:
                 raise errors.PayloadTooLarge(f"Request body too large (limit {limit} bytes)")
             buffer += chunk
-            if len(buffer) >= 1 << 20:
-                data = bytes(buffer)
-                buffer.clear()
-                digest.update(data)
-                await anyio.to_thread.run_sync(fh.write, data)
+            if len(buffer) >= SPOOL_CHUNK:
+                data, buffer = buffer, bytearray()
+                await anyio.to_thread.run_sync(flush, data)
         if buffer:
-            digest.update(buffer)
-            await anyio.to_thread.run_sync(fh.write, bytes(buffer))
+            await anyio.to_thread.run_sync(flush, buffer)
         await anyio.to_thread.run_sync(fh.flush)
     except BaseException:
         fh.close()
         path.unlink(missing_ok=True)
         raise
     fh.close()
-    return StagedFile(path=path, sha256=digest.hexdigest(), size=size)
+    return StagedFile(path=path, sha256=digest.hexdigest() if hashed else "", size=size)
 
 
 def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -839,7 +847,7 @@ def create_app(storage: HubStorage, settings: Settings | None = None) -> FastAPI
             raise errors.BadRequest("Pull requests are not supported by this server")
         branch = "/".join(seg[1:]) or "main"
         await run_in_threadpool(storage.branch_head, ref, branch)
-        body = await spool_body(request, storage, settings.max_commit_bytes)
+        body = await spool_body(request, storage, settings.max_commit_bytes, hashed=False)
         try:
 
             def work() -> str:
@@ -894,7 +902,7 @@ def create_app(storage: HubStorage, settings: Settings | None = None) -> FastAPI
             elif obj.size > settings.max_lfs_bytes:
                 item["error"] = {"code": 422, "message": f"Object larger than {settings.max_lfs_bytes} bytes"}
             elif body.operation == "upload":
-                if storage.lfs_size(obj.oid) != obj.size:
+                if storage.repo_lfs_size(ref, obj.oid) != obj.size:
                     ticket = storage.sign(f"{ref.type}/{ref.id}/{obj.oid}/{obj.size}")
                     query = urlencode({"size": obj.size, "ticket": ticket})
                     item["authenticated"] = True
@@ -903,7 +911,7 @@ def create_app(storage: HubStorage, settings: Settings | None = None) -> FastAPI
                         "verify": {"href": f"{base}/verify", "expires_in": 3600},
                     }
             else:
-                if storage.lfs_size(obj.oid) != obj.size:
+                if storage.repo_lfs_size(ref, obj.oid) != obj.size:
                     item["error"] = {"code": 404, "message": "Object does not exist"}
                 else:
                     ticket = storage.sign(f"{ref.type}/{ref.id}/{obj.oid}/{obj.size}/download")
@@ -922,7 +930,7 @@ def create_app(storage: HubStorage, settings: Settings | None = None) -> FastAPI
             raise errors.Forbidden("Invalid or expired upload ticket")
         staged = await spool_body(request, storage, size, suffix=".lfs")
         try:
-            await run_in_threadpool(storage.lfs_import, staged, oid, size)
+            await run_in_threadpool(storage.lfs_import, staged, oid, size, ref)
         finally:
             staged.path.unlink(missing_ok=True)
         hub.stats["lfs_uploads"] += 1
@@ -936,15 +944,20 @@ def create_app(storage: HubStorage, settings: Settings | None = None) -> FastAPI
             f"{ref.type}/{ref.id}/{oid}/{size}/download", ticket
         ):
             raise errors.Forbidden("Invalid or expired download ticket")
-        path = storage.lfs_path(oid)
-        return StreamingResponse(_iter_file(path, 0, size - 1), media_type="application/octet-stream")
+        if storage.repo_lfs_size(ref, oid) != size:
+            raise errors.NotFound(f"LFS object {oid} ({size} bytes) not found")
+        return StreamingResponse(
+            _iter_file(storage.lfs_path(oid), 0, size - 1),
+            media_type="application/octet-stream",
+            headers={"Content-Length": str(size)},
+        )
 
     def lfs_verify(request: Request, namespace: str, name: str, body: LfsVerifyBody) -> Response:
         ref, _ = hub.file_repo(request)
         hub.can_write(ref, hub.token(request))
         if not re.fullmatch(r"[0-9a-f]{64}", body.oid):
             raise errors.BadRequest("Invalid oid")
-        if storage.lfs_size(body.oid) != body.size:
+        if storage.repo_lfs_size(ref, body.oid) != body.size:
             raise errors.NotFound(f"LFS object {body.oid} ({body.size} bytes) not found")
         return JSONResponse({"message": "Object verified"}, media_type=LFS_JSON)
 
@@ -1036,7 +1049,8 @@ def create_app(storage: HubStorage, settings: Settings | None = None) -> FastAPI
     return app
 
 
-def _iter_file(path, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+def _iter_file(path, start: int, end: int, chunk: int = READ_CHUNK) -> Iterator[bytes]:
+    """Yield bytes ``start``..``end`` (inclusive) of a file in large chunks."""
     with open(path, "rb") as fh:
         fh.seek(start)
         remaining = end - start + 1

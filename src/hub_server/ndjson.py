@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
+import concurrent.futures
 import hashlib
 import json
 import mmap
@@ -15,26 +15,51 @@ from .storage import AddFile, AddLfsFile, DeleteFile, DeleteFolder, HubStorage, 
 
 _CONTENT_KEY = re.compile(rb'"content"\s*:\s*"')
 _BIG_LINE = 256 * 1024
-_CHUNK = 4 * 1024 * 1024  # multiple of 4
+_CHUNK = 8 * 1024 * 1024  # multiple of 4
+
+
+def b64decode_strict(data: bytes | memoryview) -> bytes:
+    """Decode base64 text, refusing anything but the base64 alphabet and correct padding."""
+    try:
+        return binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        raise errors.BadRequest(f"Invalid base64 content: {exc}") from None
 
 
 def _decode_base64_span(buf: mmap.mmap, start: int, end: int, storage: HubStorage) -> StagedFile:
-    """Decode ``buf[start:end]`` (base64 text) into a staged file without holding it all in memory."""
+    """Decode ``buf[start:end]`` (base64 text) into a staged file without holding it all in memory.
+
+    Chunks are hashed and written by a helper thread while the next one is decoded.
+    """
     out = storage.new_temp_path(".stage")
     digest = hashlib.sha256()
     size = 0
-    with open(out, "wb") as fh:
-        pos = start
-        while pos < end:
-            stop = min(pos + _CHUNK, end)
-            try:
-                data = base64.b64decode(buf[pos:stop], validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise errors.BadRequest(f"Invalid base64 content: {exc}") from None
-            digest.update(data)
-            fh.write(data)
-            size += len(data)
-            pos = stop
+
+    def consume(data: bytes) -> None:
+        digest.update(data)
+        fh.write(data)
+
+    try:
+        with (
+            open(out, "wb") as fh,
+            memoryview(buf) as view,
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stage") as pool,
+        ):
+            pending: concurrent.futures.Future | None = None
+            pos = start
+            while pos < end:
+                stop = min(pos + _CHUNK, end)
+                data = b64decode_strict(view[pos:stop])
+                size += len(data)
+                pos = stop
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(consume, data)
+            if pending is not None:
+                pending.result()
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
     return StagedFile(path=out, sha256=digest.hexdigest(), size=size)
 
 
@@ -101,7 +126,7 @@ def parse_commit_body(body_path: Path, storage: HubStorage) -> tuple[dict, list[
                             encoding = value.get("encoding", "base64")
                             if encoding == "base64":
                                 try:
-                                    data = base64.b64decode(text, validate=True)
+                                    data = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
                                 except (binascii.Error, ValueError) as exc:
                                     raise errors.BadRequest(f"Invalid base64 content for {path}: {exc}") from None
                             elif encoding in ("utf-8", "utf8", "text"):

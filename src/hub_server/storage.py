@@ -4,6 +4,11 @@ Every repo is a bare git repository (``<root>/repos/<type>s/<namespace>/<name>.g
 stored in git as LFS pointer files; their content lives in ``<root>/lfs`` addressed by sha256. Writes go
 to a temporary file, are fsynced and renamed into place; a branch moves only after every object of the
 new commit is on disk, under a per-repo lock.
+
+The LFS store is shared, but a repo may only reference or serve the LFS objects it owns: those whose bytes
+were uploaded to it, and those its history referenced when ownership was first recorded. Ownership is kept
+as one empty marker file per object under ``<repo>.git/hub-lfs/``; a repo without the ``.history-indexed``
+marker (data from an older version) gets it derived from its history on first need.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ LFS_SPEC = "https://git-lfs.github.com/spec/v1"
 FILE_MODE = 0o100644
 DEFAULT_LFS_THRESHOLD = 10 * 1024 * 1024
 MAX_PATH_LEN = 1000
+LFS_OWNED_DIR = "hub-lfs"
+LFS_INDEXED_MARK = ".history-indexed"
 
 DEFAULT_GITATTRIBUTES = "".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n"
@@ -339,7 +346,7 @@ class HubStorage:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._users_lock = threading.Lock()
-        self._blob_cache: dict[tuple[str, str], tuple[int, LfsInfo | None]] = {}
+        self._blob_cache: dict[str, tuple[int, tuple[str, int] | None]] = {}
         secret_path = self.root / "secret.key"
         if not secret_path.exists():
             atomic_write(secret_path, secrets.token_bytes(32))
@@ -532,6 +539,7 @@ class HubStorage:
                 repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
             finally:
                 repo.close()
+            atomic_write(tmp / LFS_OWNED_DIR / LFS_INDEXED_MARK, b"")
             now = dt.datetime.now(dt.timezone.utc)
             meta = {"private": bool(private), "createdAt": now.isoformat(), "owner": owner}
             atomic_write(tmp / "hub.json", json.dumps(meta).encode())
@@ -732,7 +740,9 @@ class HubStorage:
             raise errors.BadRequest(f"Invalid parentCommit {parent_commit!r}")
         for op in operations:
             validate_path(op.path.rstrip("/") if isinstance(op, DeleteFolder) else op.path)
-        self._scan_operations(operations)
+        self.repo_meta(ref)
+        self._ensure_lfs_index(ref)
+        self._scan_operations(ref, operations)
         branch = branch[len("refs/heads/") :] if branch.startswith("refs/heads/") else branch
         branch_ref = f"refs/heads/{branch}".encode()
         with self.repo_lock(ref), self._git(ref) as repo:
@@ -765,16 +775,16 @@ class HubStorage:
                     for p in doomed:
                         del files[p]
                 elif isinstance(op, AddLfsFile):
-                    size = self.lfs_size(op.oid)
+                    size = self.repo_lfs_size(ref, op.oid)
                     if size is None:
-                        raise errors.BadRequest(f"LFS object {op.oid} for {op.path} was not uploaded")
+                        raise errors.BadRequest(f"LFS object {op.oid} for {op.path} was not uploaded to this repo")
                     if op.size is not None and op.size != size:
                         raise errors.BadRequest(f"LFS object size mismatch for {op.path}: {op.size} != {size}")
                     blob = Blob.from_string(lfs_pointer(op.oid, size))
                     new_objects.append(blob)
                     files[op.path] = blob.id
                 else:
-                    blob = self._store_content(op, attributes)
+                    blob = self._store_content(ref, op, attributes)
                     new_objects.append(blob)
                     files[op.path] = blob.id
             self._check_tree_shape(files)
@@ -798,13 +808,14 @@ class HubStorage:
                 text = repo[files[".gitattributes"]].as_raw_string().decode("utf-8", "replace")
         return _gitattributes_lfs_patterns(text)
 
-    def _store_content(self, op: AddFile, patterns: list[str]) -> Blob:
+    def _store_content(self, ref: RepoRef, op: AddFile, patterns: list[str]) -> Blob:
         staged = op.content
         as_lfs = staged.size >= self.lfs_threshold or (
             staged.size > 0 and _matches_gitattributes(op.path, patterns) and op.path != ".gitattributes"
         )
         if as_lfs:
             self.lfs_adopt(staged)
+            self.lfs_claim(ref, staged.sha256)
             return Blob.from_string(lfs_pointer(staged.sha256, staged.size))
         return Blob.from_string(staged.path.read_bytes())
 
@@ -843,25 +854,24 @@ class HubStorage:
 
     # ----------------------------------------------------------------- files and trees
 
-    def _blob_meta(self, repo: Repo, blob_id: bytes) -> tuple[int, LfsInfo | None]:
-        key = (str(repo.path), blob_id.decode())
+    def _blob_meta(self, ref: RepoRef, repo: Repo, blob_id: bytes) -> tuple[int, LfsInfo | None]:
+        key = blob_id.decode()
         cached = self._blob_cache.get(key)
-        if cached is not None:
-            return cached
-        _, data = repo.object_store.get_raw(blob_id)
-        pointer = parse_lfs_pointer(data)
-        meta: tuple[int, LfsInfo | None] = (len(data), None)
-        if pointer is not None and self.lfs_size(pointer[0]) == pointer[1]:
-            meta = (pointer[1], LfsInfo(oid=pointer[0], size=pointer[1], pointer_size=len(data)))
-        if len(self._blob_cache) > 100_000:
-            self._blob_cache.clear()
-        self._blob_cache[key] = meta
-        return meta
+        if cached is None:
+            _, data = repo.object_store.get_raw(blob_id)
+            cached = (len(data), parse_lfs_pointer(data))
+            if len(self._blob_cache) > 100_000:
+                self._blob_cache.clear()
+            self._blob_cache[key] = cached
+        length, pointer = cached
+        if pointer is not None and self.repo_lfs_size(ref, pointer[0]) == pointer[1]:
+            return pointer[1], LfsInfo(oid=pointer[0], size=pointer[1], pointer_size=length)
+        return length, None
 
-    def _entry(self, repo: Repo, path: str, mode: int, sha: bytes) -> TreeEntry:
+    def _entry(self, ref: RepoRef, repo: Repo, path: str, mode: int, sha: bytes) -> TreeEntry:
         if mode == 0o040000:
             return TreeEntry(type="directory", path=path, oid=sha.decode(), size=0)
-        size, lfs = self._blob_meta(repo, sha)
+        size, lfs = self._blob_meta(ref, repo, sha)
         return TreeEntry(type="file", path=path, oid=sha.decode(), size=size, lfs=lfs)
 
     def _lookup(self, repo: Repo, commit_sha: str, path: str) -> tuple[int, bytes] | None:
@@ -884,17 +894,17 @@ class HubStorage:
                 raise errors.EntryNotFound(f"{path} does not exist at revision {rev}", headers={"X-Repo-Commit": sha})
             mode, obj_id = found
             if mode != 0o040000:
-                return sha, [self._entry(repo, path, mode, obj_id)]
+                return sha, [self._entry(ref, repo, path, mode, obj_id)]
             prefix = f"{path}/" if path else ""
             entries = []
             if recursive:
                 for item in repo.object_store.iter_tree_contents(obj_id, include_trees=True):
                     if item.path == b"":
                         continue
-                    entries.append(self._entry(repo, prefix + item.path.decode("utf-8"), item.mode, item.sha))
+                    entries.append(self._entry(ref, repo, prefix + item.path.decode("utf-8"), item.mode, item.sha))
             else:
                 for item in repo[obj_id].iteritems():
-                    entries.append(self._entry(repo, prefix + item.path.decode("utf-8"), item.mode, item.sha))
+                    entries.append(self._entry(ref, repo, prefix + item.path.decode("utf-8"), item.mode, item.sha))
             return sha, entries
 
     def list_files(self, ref: RepoRef, rev: str) -> tuple[str, list[TreeEntry]]:
@@ -913,7 +923,7 @@ class HubStorage:
                     continue
                 found = self._lookup(repo, sha, path)
                 if found is not None:
-                    out.append(self._entry(repo, path, *found))
+                    out.append(self._entry(ref, repo, path, *found))
             return sha, out
 
     def stat(self, ref: RepoRef, rev: str, path: str) -> tuple[str, TreeEntry]:
@@ -923,7 +933,7 @@ class HubStorage:
             found = self._lookup(repo, sha, path.strip("/")) if path.strip("/") else None
             if found is None or found[0] == 0o040000:
                 raise errors.EntryNotFound(f"{path} does not exist at revision {rev}", headers={"X-Repo-Commit": sha})
-            return sha, self._entry(repo, path.strip("/"), *found)
+            return sha, self._entry(ref, repo, path.strip("/"), *found)
 
     def open_entry(self, ref: RepoRef, entry: TreeEntry) -> contextlib.AbstractContextManager:
         """Open a file entry's content as a binary file object."""
@@ -1031,26 +1041,115 @@ class HubStorage:
         os.replace(staged.path, target)
         _fsync_dir(target.parent)
 
-    def lfs_import(self, staged: StagedFile, oid: str, size: int) -> None:
-        """Store an uploaded LFS object after checking its sha256 and size; nothing is kept on mismatch."""
+    def lfs_import(self, staged: StagedFile, oid: str, size: int, ref: RepoRef | None = None) -> None:
+        """Store an uploaded LFS object after checking its sha256 and size (owned by ``ref`` when given)."""
         if staged.size != size:
             raise errors.BadRequest(f"LFS object {oid}: got {staged.size} bytes, expected {size}")
         if staged.sha256 != oid:
             raise errors.BadRequest(f"LFS object sha256 mismatch: expected {oid}, got {staged.sha256}")
         self.lfs_adopt(staged)
+        if ref is not None:
+            self.lfs_claim(ref, oid)
+
+    # ----------------------------------------------------------------- LFS ownership
+
+    def _lfs_owned_dir(self, ref: RepoRef) -> Path:
+        return self._repo_dir(ref) / LFS_OWNED_DIR
+
+    def lfs_claim(self, ref: RepoRef, oid: str) -> None:
+        """Record that ``ref`` owns the LFS object ``oid`` (durable once this returns)."""
+        self.lfs_path(oid)
+        folder = self._lfs_owned_dir(ref)
+        marker = folder / oid
+        if marker.exists():
+            return
+        if not (self._repo_dir(ref) / "hub.json").exists():
+            raise errors.RepoNotFound(f"Repository {ref.id} not found")
+        folder.mkdir(exist_ok=True)
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o644))
+        _fsync_dir(folder)
+
+    def lfs_owns(self, ref: RepoRef, oid: str) -> bool:
+        """Whether ``ref`` owns the LFS object ``oid`` (its history's objects included)."""
+        if not _HEX64.match(oid):
+            return False
+        self._ensure_lfs_index(ref)
+        return (self._lfs_owned_dir(ref) / oid).exists()
+
+    def repo_lfs_size(self, ref: RepoRef, oid: str) -> int | None:
+        """The size of an LFS object when ``ref`` owns it and it is stored, else None."""
+        return self.lfs_size(oid) if self.lfs_owns(ref, oid) else None
+
+    def _ensure_lfs_index(self, ref: RepoRef) -> None:
+        """Derive ownership from the repo's history once, for repos created before ownership was recorded."""
+        folder = self._lfs_owned_dir(ref)
+        if (folder / LFS_INDEXED_MARK).exists():
+            return
+        if not self.repo_exists(ref):
+            raise errors.RepoNotFound(f"Repository {ref.id} not found")
+        with self.repo_lock(ref):
+            if (folder / LFS_INDEXED_MARK).exists():
+                return
+            with self._git(ref) as repo:
+                oids = self._history_lfs_oids(repo)
+            folder.mkdir(exist_ok=True)
+            for oid in oids:
+                os.close(os.open(folder / oid, os.O_WRONLY | os.O_CREAT, 0o644))
+            _fsync_dir(folder)
+            atomic_write(folder / LFS_INDEXED_MARK, b"")
+
+    @staticmethod
+    def _history_lfs_oids(repo: Repo) -> set[str]:
+        """Every LFS oid referenced by a pointer file in any commit reachable from a branch or tag."""
+        commits: list[bytes] = []
+        for name, sha in repo.get_refs().items():
+            if not name.startswith((b"refs/heads/", b"refs/tags/")):
+                continue
+            obj = repo[sha]
+            while isinstance(obj, Tag):
+                obj = repo[obj.object[1]]
+            if isinstance(obj, Commit):
+                commits.append(obj.id)
+        seen_commits: set[bytes] = set()
+        seen_trees: set[bytes] = set()
+        seen_blobs: set[bytes] = set()
+        oids: set[str] = set()
+        while commits:
+            sha = commits.pop()
+            if sha in seen_commits:
+                continue
+            seen_commits.add(sha)
+            commit = repo[sha]
+            commits.extend(commit.parents)
+            trees = [commit.tree]
+            while trees:
+                tree_id = trees.pop()
+                if tree_id in seen_trees:
+                    continue
+                seen_trees.add(tree_id)
+                for item in repo[tree_id].iteritems():
+                    if item.mode == 0o040000:
+                        trees.append(item.sha)
+                    elif item.sha not in seen_blobs:
+                        seen_blobs.add(item.sha)
+                        _, data = repo.object_store.get_raw(item.sha)
+                        pointer = parse_lfs_pointer(data)
+                        if pointer is not None:
+                            oids.add(pointer[0])
+        return oids
 
     # ----------------------------------------------------------------- scanning
 
     def _scan_key(self, entry: TreeEntry) -> str:
         return entry.lfs.oid if entry.lfs else entry.oid
 
-    def _scan_operations(self, operations: list[Operation]) -> None:
+    def _scan_operations(self, ref: RepoRef, operations: list[Operation]) -> None:
         unsafe = []
         for op in operations:
             if isinstance(op, AddFile):
                 target, key = op.content.path, op.content.sha256
             elif isinstance(op, AddLfsFile):
-                if self.lfs_size(op.oid) is None:
+                if self.repo_lfs_size(ref, op.oid) is None:
                     continue
                 target, key = self.lfs_path(op.oid), op.oid
             else:

@@ -2,6 +2,7 @@
 
 from .configuration_resnet import TIMM_PRESETS, ResnetConfig
 from .modeling_resnet import (
+    ResnetBackbone,
     ResnetModel,
     ResnetModelForImageClassification,
     ResnetPreTrainedModel,
@@ -10,6 +11,7 @@ from .modeling_resnet import (
 
 __all__ = [
     "TIMM_PRESETS",
+    "ResnetBackbone",
     "ResnetConfig",
     "ResnetModel",
     "ResnetModelForImageClassification",

@@ -6,9 +6,16 @@ import copy
 
 from transformers import PretrainedConfig
 
+try:  # transformers >= 5
+    from transformers.backbone_utils import BackboneConfigMixin
+except ImportError:  # transformers 4.x
+    from transformers.utils.backbone_utils import BackboneConfigMixin
+
 BLOCK_TYPES = ("basic", "bottleneck")
 STEM_TYPES = ("", "deep", "deep-tiered")
 STAGE_NAMES = ("stem", "stage1", "stage2", "stage3", "stage4")
+IMAGE_PROCESSOR_TYPE = "TimmWrapperImageProcessor"
+DATA_CONFIG_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
 # One row per timm variant: the config fields that reproduce `timm.create_model(name)`.
 # Mirrors the `model_args` of timm's `@register_model` functions in `timm/models/resnet.py`.
@@ -51,13 +58,52 @@ def _check_int(name: str, value, minimum: int) -> None:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
+def _check_data_config(data, input_channels: int) -> dict:
+    """timm's default eval data config updated with the data-config keys of `data` (a timm `pretrained_cfg`)."""
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"`pretrained_cfg` must be a dict (timm data config), got {type(data).__name__}.")
+    merged = timm_data_config(input_channels=input_channels)
+    merged.update({k: list(v) if isinstance(v, tuple) else v for k, v in (data or {}).items() if k in DATA_CONFIG_KEYS})
+    size = merged["input_size"]
+    if not isinstance(size, list) or len(size) != 3 or not all(_is_int(n) and n >= 1 for n in size):
+        raise ValueError(f"`pretrained_cfg['input_size']` must be [channels, height, width], got {size!r}.")
+    return merged
+
+
 def _check_rate(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ValueError(f"`{name}` must be a float in [0, 1), got {value!r}.")
 
 
-class ResnetConfig(PretrainedConfig):
-    """Hyper-parameters of a timm `ResNet`; `model_type` is distinct from the built-in `"resnet"`."""
+def timm_data_config(name: str | None = None, model=None, input_channels: int = 3) -> dict:
+    """timm's evaluation data config (`resolve_data_config`) for a timm name, a timm model, or timm's defaults."""
+    import timm
+    from timm.data import resolve_data_config
+
+    if model is not None:
+        data = resolve_data_config(model=model)
+    elif name is not None:
+        pretrained_cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=False)
+        if pretrained_cfg is None:
+            raise ValueError(f"timm has no pretrained config for {name!r}.")
+        data = resolve_data_config(pretrained_cfg=pretrained_cfg.to_dict())
+    else:
+        data = resolve_data_config(pretrained_cfg={"input_size": (3, 224, 224)})
+    data = {k: list(v) if isinstance(v, tuple) else v for k, v in data.items() if k in DATA_CONFIG_KEYS}
+    if input_channels != data["input_size"][0]:
+        data["input_size"] = [input_channels, *data["input_size"][1:]]
+        if input_channels == 1:
+            data["mean"] = [sum(data["mean"]) / len(data["mean"])]
+            data["std"] = [sum(data["std"]) / len(data["std"])]
+    return data
+
+
+class ResnetConfig(BackboneConfigMixin, PretrainedConfig):
+    """Hyper-parameters of a timm `ResNet`; `model_type` is distinct from the built-in `"resnet"`.
+
+    `pretrained_cfg` holds timm's evaluation data config; with `image_processor_type` it makes `config.json`
+    readable by Transformers' `TimmWrapperImageProcessor`, so `AutoImageProcessor` needs no custom code.
+    """
 
     model_type = "custom_resnet"
 
@@ -75,6 +121,7 @@ class ResnetConfig(PretrainedConfig):
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         zero_init_last: bool = True,
+        pretrained_cfg: dict | None = None,
         **kwargs,
     ):
         if block_type not in BLOCK_TYPES:
@@ -115,6 +162,8 @@ class ResnetConfig(PretrainedConfig):
         self.drop_rate = float(drop_rate)
         self.drop_path_rate = float(drop_path_rate)
         self.zero_init_last = zero_init_last
+        self.pretrained_cfg = _check_data_config(pretrained_cfg, input_channels)
+        self.image_processor_type = kwargs.pop("image_processor_type", IMAGE_PROCESSOR_TYPE)
         out_features = kwargs.pop("out_features", None)
         out_indices = kwargs.pop("out_indices", None)
         super().__init__(**kwargs)
@@ -190,8 +239,27 @@ class ResnetConfig(PretrainedConfig):
             raise ValueError(f"`out_indices` must be integers in 0..{len(STAGE_NAMES) - 1}, got {bad!r}.")
         if sorted(set(out_indices)) != list(out_indices):
             raise ValueError(f"`out_indices` must be increasing without repeats, got {list(out_indices)!r}.")
-        self.out_indices = list(out_indices)
-        self.out_features = [STAGE_NAMES[i] for i in out_indices]
+        # the storage `BackboneConfigMixin` (transformers 4.57 and 5.x) reads and serialises
+        self._out_indices = list(out_indices)
+        self._out_features = [STAGE_NAMES[i] for i in out_indices]
+
+    @property
+    def out_features(self) -> list[str]:
+        """Names of the stages a backbone returns."""
+        return self._out_features
+
+    @out_features.setter
+    def out_features(self, value: list[str]) -> None:
+        self.set_backbone_outputs(out_features=value)
+
+    @property
+    def out_indices(self) -> list[int]:
+        """Indices (into `stage_names`) of the stages a backbone returns."""
+        return self._out_indices
+
+    @out_indices.setter
+    def out_indices(self, value: list[int]) -> None:
+        self.set_backbone_outputs(out_indices=value)
 
     @property
     def stage_channels(self) -> list[int]:
@@ -225,6 +293,8 @@ class ResnetConfig(PretrainedConfig):
             raise ValueError(f"Unknown timm ResNet variant {name!r}; known variants: {', '.join(TIMM_PRESETS)}.")
         fields = copy.deepcopy(TIMM_PRESETS[arch])
         fields.update(overrides)
+        if "pretrained_cfg" not in fields:
+            fields["pretrained_cfg"] = timm_data_config(name, input_channels=fields.get("input_channels", 3))
         return cls(**fields)
 
 

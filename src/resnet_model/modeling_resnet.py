@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 
 import torch
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import (
+    BackboneOutput,
     BaseModelOutputWithPoolingAndNoAttention,
     ImageClassifierOutputWithNoAttention,
 )
 
-from .configuration_resnet import ResnetConfig
+from .configuration_resnet import IMAGE_PROCESSOR_TYPE, ResnetConfig, timm_data_config
+
+try:  # transformers >= 5
+    from transformers.backbone_utils import BackboneMixin
+except ImportError:  # transformers 4.x
+    from transformers.utils.backbone_utils import BackboneMixin
 
 BLOCK_MAPPING = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
@@ -22,7 +30,9 @@ AUTO_MAP = {
     "AutoConfig": "configuration_resnet.ResnetConfig",
     "AutoModel": "modeling_resnet.ResnetModel",
     "AutoModelForImageClassification": "modeling_resnet.ResnetModelForImageClassification",
+    "AutoBackbone": "modeling_resnet.ResnetBackbone",
 }
+PROCESSOR_FILE = "preprocessor_config.json"
 
 
 def build_timm_resnet(config: ResnetConfig) -> ResNet:
@@ -72,6 +82,15 @@ class ResnetPreTrainedModel(PreTrainedModel):
             if module.bias is not None:
                 bound = 1 / math.sqrt(module.in_features) if module.in_features > 0 else 0
                 nn.init.uniform_(module.bias, -bound, bound)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """Save as Transformers does, plus `preprocessor_config.json` for `AutoImageProcessor`."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            payload = {"image_processor_type": IMAGE_PROCESSOR_TYPE, "pretrained_cfg": self.config.pretrained_cfg}
+            path = os.path.join(save_directory, PROCESSOR_FILE)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(payload, indent=2) + "\n")
 
     def _set_gradient_checkpointing(self, enable: bool = True, *args, **kwargs) -> None:
         self.model.set_grad_checkpointing(enable)  # timm checkpoints block by block
@@ -216,6 +235,9 @@ class ResnetModelForImageClassification(ResnetPreTrainedModel):
             if checkpoint is not None:
                 state_dict = timm.models.load_state_dict(str(checkpoint), weights_only=True)
         elif isinstance(source, nn.Module):
+            overrides.setdefault(
+                "pretrained_cfg", timm_data_config(model=source, input_channels=_timm_in_channels(source))
+            )
             config = _config_from_timm_module(source, overrides)
             state_dict = source.state_dict()
         elif isinstance(source, dict):
@@ -229,6 +251,55 @@ class ResnetModelForImageClassification(ResnetPreTrainedModel):
         if state_dict is not None:
             load_timm_state_dict(model.model, state_dict)
         return model.eval()
+
+
+class ResnetBackbone(BackboneMixin, ResnetPreTrainedModel):
+    """Transformers backbone: the feature maps of `config.out_features` among stem, stage1…stage4."""
+
+    has_attentions = False
+
+    def __init__(self, config: ResnetConfig):
+        super().__init__(config)
+        if hasattr(self, "_init_backbone"):  # transformers 4.x sets up the backbone outside `__init__`
+            self._init_backbone(config)
+        self.num_features = list(config.stage_channels)
+        self.model = build_timm_resnet(config)
+        self.model.reset_classifier(0)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BackboneOutput | tuple:
+        """`feature_maps`: one (B, C, H, W) map per `out_features` entry; `hidden_states`: all five maps."""
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        pixel_values = self._prepare_pixel_values(pixel_values)
+        if output_hidden_states:
+            hidden_states = tuple(self.model.forward_intermediates(pixel_values, intermediates_only=True))
+            feature_maps = tuple(hidden_states[i] for i in self.out_indices)
+        else:
+            hidden_states = None
+            feature_maps = tuple(
+                self.model.forward_intermediates(
+                    pixel_values, indices=list(self.out_indices), intermediates_only=True, stop_early=True
+                )
+            )
+        if not return_dict:
+            return (feature_maps,) + ((hidden_states,) if hidden_states is not None else ())
+        return BackboneOutput(feature_maps=feature_maps, hidden_states=hidden_states, attentions=None)
+
+
+def _timm_in_channels(module: nn.Module) -> int:
+    """Input channels of a timm ResNet's first convolution."""
+    conv = module.conv1[0] if isinstance(module.conv1, nn.Sequential) else module.conv1
+    return conv.in_channels
 
 
 def _config_from_timm_module(module: nn.Module, overrides: dict) -> ResnetConfig:
@@ -279,3 +350,4 @@ def load_timm_state_dict(resnet: ResNet, state_dict: dict) -> None:
 
 ResnetModel.register_for_auto_class("AutoModel")
 ResnetModelForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+ResnetBackbone.register_for_auto_class("AutoBackbone")
