@@ -1,0 +1,339 @@
+"""Turn the raw results into the goals table, the terminal summary and BENCHMARKS.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .inference import AGREEMENT_GOAL
+
+FAST_PREFIX = "ours_"
+MB = 1e6
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _x(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def _rate(value: float) -> str:
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def best_fast_path(entry: dict, batch: str) -> tuple[str, float, float] | None:
+    """The fastest of our optimised paths that keeps top-1 agreement >= the goal: (key, ratio vs timm, agreement)."""
+    agreement = entry["agreement"]["top1_agreement"]
+    ratios = entry["batches"][batch]["ratio_vs_timm"]
+    candidates = [
+        (key, ratio, agreement[key])
+        for key, ratio in ratios.items()
+        if key.startswith(FAST_PREFIX) and agreement.get(key, 0.0) >= AGREEMENT_GOAL
+    ]
+    return max(candidates, key=lambda c: c[1]) if candidates else None
+
+
+def _fastest_fast_path(entry: dict, batch: str) -> tuple[str, float, float] | None:
+    agreement = entry["agreement"]["top1_agreement"]
+    ratios = entry["batches"][batch]["ratio_vs_timm"]
+    candidates = [(k, r, agreement.get(k, 0.0)) for k, r in ratios.items() if k.startswith(FAST_PREFIX)]
+    return max(candidates, key=lambda c: c[1]) if candidates else None
+
+
+def goals(results: dict) -> list[tuple[str, str, bool | None]]:
+    """(goal, measured, holds) for each goal of the issue that this run measured."""
+    rows: list[tuple[str, str, bool | None]] = []
+    inference = results.get("inference", {})
+    for name, entry in inference.items():
+        for batch, figures in entry["batches"].items():
+            ratio = figures["ratio_vs_timm"]["ours"]
+            low, high = figures["ratio_vs_timm_range"]["ours"]
+            best = figures["best_round_ratio_vs_timm"]["ours"]
+            rows.append(
+                (
+                    f"{name} b{batch}: ours ≥ 0.99× timm eager (overhead ≤ 1%)",
+                    f"{ratio:.3f}× (rounds {low:.2f}–{high:.2f}; fastest rounds {best:.3f}×)",
+                    ratio >= 0.99,
+                )
+            )
+        overhead = entry.get("wrapper_overhead")
+        if overhead:
+            b1 = entry["batches"].get("1")
+            share = ""
+            if b1:
+                share = f" = {100 * overhead['overhead_us'] / (1e6 / b1['img_per_s']['timm']):.2f}% of a b1 call"
+            rows.append((f"{name}: our forward's own cost per call", f"{overhead['overhead_us']:.0f} µs{share}", None))
+        for batch in entry["batches"]:
+            best = best_fast_path(entry, batch)
+            measured = "no path kept ≥ 99% agreement"
+            holds = False
+            if best:
+                key, ratio, agreement = best
+                measured = f"{entry['contenders'][key]}: {ratio:.2f}× at {_pct(agreement)} agreement"
+                holds = ratio >= 2.4
+            fastest = _fastest_fast_path(entry, batch)
+            if fastest and (not best or fastest[0] != best[0]):
+                key, ratio, agreement = fastest
+                margins = entry["agreement"].get("disagreeing_margins", {}).get(key)
+                measured += f"; fastest: {entry['contenders'][key]} {ratio:.2f}× at {_pct(agreement)}"
+                if margins:
+                    median = entry["agreement"]["median_top1_margin"]
+                    measured += (
+                        f" (changed top-1 only where the fp32 margin was ≤ {max(margins):.3f}; median {median:.3f})"
+                    )
+            goal = f"{name} b{batch}: best path ≥ 2.4× timm fp32, ≥ 99% top-1"
+            if batch != "8":
+                goal += " (goal set at batch 8; for information)"
+                holds = None
+            rows.append((goal, measured, holds))
+    loading = results.get("loading")
+    if loading:
+        ratio, ready = loading["load_time_ratio"], loading["ready_time_ratio"]
+        rows.append(
+            (
+                "from_pretrained time ≤ 1.2× timm + safetensors",
+                f"{ready:.2f}× with every weight read ({ratio:.2f}× for the call alone)",
+                max(ratio, ready) <= 1.2,
+            )
+        )
+        over = loading["peak_over_weights"]["ours"]
+        rows.append(("from_pretrained peak RSS above baseline ≤ 1.3× weights", f"{over:.2f}×", over <= 1.3))
+    for row in (results.get("hub") or {}).get("rows", []):
+        operation = str(row.get("operation", ""))
+        ratio = row.get("ratio_to_cp")
+        if operation.split(" ")[0] in ("push", "pull") and isinstance(ratio, (int, float)):
+            measured = f"{ratio:.2f}× ({row.get('mb_per_s', float('nan')):.0f} MB/s)"
+            rows.append((f"Hub {operation.split(' ')[0]} ≥ 0.5× cp", measured, ratio >= 0.5))
+    return rows
+
+
+def _flatten(data: dict, prefix: str = "") -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, name + "."))
+        elif isinstance(value, (int, float, str, bool)):
+            rows.append((name, value))
+    return rows
+
+
+def inference_table(name: str, entry: dict) -> list[str]:
+    """Markdown rows for one model: throughput, ratio vs timm, agreement."""
+    batches = list(entry["batches"])
+    agreement = entry["agreement"]
+    head = (
+        "| path | "
+        + " | ".join(f"b{b} img/s | b{b} × timm" for b in batches)
+        + " | top-1 agreement | max abs Δ logit |"
+    )
+    lines = [head, "|---|" + "---:|" * (2 * len(batches) + 2)]
+    for key, label in entry["contenders"].items():
+        cells = []
+        for batch in batches:
+            figures = entry["batches"][batch]
+            cells += [_rate(figures["img_per_s"][key]), _x(figures["ratio_vs_timm"][key])]
+        agree = agreement["top1_agreement"].get(key)
+        diff = agreement["max_abs_diff"].get(key)
+        if key == "ours":
+            agree_cell, diff_cell = "reference", "–"
+        elif key in ("timm", "timm_wrapper"):
+            agree_cell, diff_cell = "same weights (exact, see below)", "–"
+        elif key == "hf_resnet":
+            agree_cell, diff_cell = "other weights", "–"
+        else:
+            agree_cell = _pct(agree) if agree is not None else "–"
+            diff_cell = f"{diff:.2g}" if diff is not None else "–"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {agree_cell} | {diff_cell} |")
+    return lines
+
+
+def render_markdown(results: dict, *, json_path: Path, root: Path) -> str:
+    """The whole BENCHMARKS.md."""
+    machine = results["machine"]
+    settings = results["settings"]
+    try:
+        json_name = json_path.relative_to(root)
+    except ValueError:
+        json_name = json_path
+    load = machine.get("load_average_at_start")
+    load_end = machine.get("load_average_at_end")
+    out = [
+        "# Benchmarks",
+        "",
+        f"Command: `.venv/bin/python -m benchmarks.run{' --quick' if settings['quick'] else ''}` "
+        f"({results['runtime_s']:.0f} s). Raw figures: `{json_name}`. Date: {results['date']}.",
+        "",
+        f"Machine: {machine['cpu']}, {machine['logical_cores']} logical cores ({machine['torch_threads']} torch "
+        f"threads), Python {machine['python']}, torch {machine['torch']}, timm {machine['timm']}, "
+        f"transformers {machine['transformers']}, onnxruntime {machine.get('onnxruntime')}; device "
+        f"`{machine['device']}`{' (' + machine['gpu'] + ')' if machine.get('gpu') else ''}. "
+        f"Load average at start / end: {_loads(load)} / {_loads(load_end)}.",
+        "",
+        "Method: every comparison is a ratio measured in the same run. Contenders are timed in turn within each "
+        "round (order rotated every round; one untimed call before each timed set, so each is measured warm), after "
+        "warm-up and after compilation for each input shape; a "
+        f"ratio is the median over {settings['rounds']} rounds of the per-round ratio, a throughput is the median "
+        "over rounds. Top-1 agreement is against our fp32 eager predictions on "
+        f"{settings['agreement_images']} real photographs (seeded random-resized crops of the scikit-image and "
+        f"scikit-learn sample images, {settings['image_size']}²). No weights are downloaded: models use seeded "
+        "random weights with BatchNorm statistics measured on those images, so logits depend on the image; their "
+        "top-1 margins are far smaller than a trained network's, which makes agreement a strict test.",
+        "",
+        "## Goals",
+        "",
+        "| goal | measured | holds |",
+        "|---|---|---|",
+    ]
+    for goal, measured, holds in goals(results):
+        mark = "–" if holds is None else ("yes" if holds else "**no**")
+        out.append(f"| {goal} | {measured} | {mark} |")
+    inference = results.get("inference")
+    if inference:
+        out += ["", f"## Inference ({settings['image_size']}², {machine['device']})", ""]
+        for name, entry in inference.items():
+            facts = entry["facts"]
+            out += [f"### {name}", ""]
+            out += inference_table(name, entry)
+            notes = []
+            choice = facts.get("auto_choice")
+            if choice:
+                on = [k for k in ("channels_last", "bf16", "compile") if choice[k]]
+                notes.append(
+                    f"`optimize_for_inference(model)` chose {' + '.join(on) or 'nothing'} here "
+                    f"({'; '.join(f'{k}: {v}' for k, v in choice['reasons'].items())})."
+                )
+            if "hf_resnet" in facts:
+                notes.append(
+                    f"Transformers has no `{name}` counterpart; its {facts['hf_resnet']} is the nearest architecture"
+                    + (" (no deep stem or average-pool downsampling)." if name.endswith("d") else ".")
+                )
+            firsts = {"8": entry["agreement"]["first_call_s"]}
+            firsts.update({b: f["first_call_s"] for b, f in entry["batches"].items() if b != "8"})
+            for key in (k for k in entry["contenders"] if "compile" in k):
+                calls = ", ".join(f"batch {b} {f[key]:.0f} s" for b, f in firsts.items() if key in f)
+                notes.append(f"First call of {entry['contenders'][key]} (compilation included): {calls}.")
+            if "onnx_export_s" in facts:
+                notes.append(f"ONNX export took {facts['onnx_export_s']:.0f} s.")
+            ours_vs = {b: f["ours_ratio_vs"] for b, f in entry["batches"].items()}
+            vs = []
+            for key in ("timm_wrapper", "hf_resnet"):
+                if key in entry["contenders"]:
+                    vs.append(
+                        f"vs {entry['contenders'][key]}: " + ", ".join(f"b{b} {_x(r[key])}" for b, r in ours_vs.items())
+                    )
+            if vs:
+                notes.append("Ours eager fp32 speed " + "; ".join(vs) + ".")
+            notes.append(
+                f"Ours vs timm logits, max abs diff: {entry['agreement']['ours_vs_timm_max_abs_diff']:.1g} "
+                f"(TimmWrapper vs timm: {entry['agreement'].get('timm_wrapper_vs_timm_max_abs_diff') or 0:.1g}); "
+                f"median top-1 margin of the reference logits: {entry['agreement']['median_top1_margin']:.3f}."
+            )
+            out += [""] + [f"- {n}" for n in notes] + [""]
+    loading = results.get("loading")
+    if loading:
+        weights = loading["weights_bytes"] / MB
+        out += [
+            "## Loading (fresh process per load)",
+            "",
+            f"{loading['model']}, {weights:.0f} MB of safetensors. Ours: `ResnetModelForImageClassification."
+            "from_pretrained(dir)`; timm: `timm.create_model(name, pretrained=False)` + `load_state_dict("
+            "safetensors.torch.load_file(path))`. Peak RSS: the largest resident set sampled every 2 ms during the "
+            "load and the read of every weight, minus the RSS after imports; peak anonymous RSS leaves out pages "
+            "mapped from the safetensors file.",
+            "",
+            "| | load call s | load + read all weights s | imports s | whole process s | peak RSS above baseline | "
+            "× weights | "
+            "peak anonymous RSS | RSS after load |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for kind, label in (("ours", "ours from_pretrained"), ("timm", "timm create_model + safetensors")):
+            out.append(
+                f"| {label} | {loading['load_s'][kind]:.2f} | {loading['ready_s'][kind]:.2f} | "
+                f"{loading['imports_s'][kind]:.1f} | "
+                f"{loading['process_s'][kind]:.1f} | {loading['peak_above_baseline'][kind] / MB:.0f} MB | "
+                f"{loading['peak_over_weights'][kind]:.2f}× | "
+                f"{loading.get('anon_peak_above_baseline', {}).get(kind, 0) / MB:.0f} MB | "
+                f"{loading['rss_after_above_baseline'][kind] / MB:.0f} MB |"
+            )
+        out += [
+            "",
+            f"Time ratio ours / timm (median of paired rounds): load call {loading['load_time_ratio']:.2f}×, "
+            f"load + read {loading['ready_time_ratio']:.2f}×.",
+            "",
+        ]
+    training = results.get("training")
+    if training:
+        size = "×".join(str(s) for s in training["image_size"])
+        out += [
+            "## Training step (forward + backward + SGD)",
+            "",
+            f"{training['model']}, batch {training['batch']}, {size}; ours computes the loss from `labels=`.",
+            "",
+            "| loop | img/s | × timm |",
+            "|---|---:|---:|",
+            f"| timm + cross_entropy | {_rate(training['img_per_s']['timm'])} | 1.00× |",
+            f"| ours (`labels=`) | {_rate(training['img_per_s']['ours'])} | {_x(training['ratio_ours_vs_timm'])} |",
+            "",
+        ]
+    hub = results.get("hub")
+    if hub:
+        out += ["## Hub push / pull", ""]
+        if "skipped" in hub or "error" in hub:
+            out += [f"Not measured: {hub.get('skipped') or hub.get('error')}", ""]
+        elif "rows" in hub:
+            size = hub.get("file_bytes", 0) / MB
+            out += [
+                f"`benchmarks/hub_transfer.py`: one {size:.0f} MB safetensors file pushed with `HfApi.upload_file` and "
+                "pulled with `hf_hub_download` through the local Hub server, against `cp` on the same disk. "
+                f"Median of {hub.get('runs', 1)} runs.",
+                "",
+                "| operation | s | MB/s | × cp | × cp+fsync |",
+                "|---|---:|---:|---:|---:|",
+            ]
+            for row in hub["rows"]:
+                fsync = row.get("ratio_to_cp_fsync")
+                fsync_cell = f"{fsync:.2f}×" if isinstance(fsync, (int, float)) else "–"
+                out.append(
+                    f"| {row['operation']} | {row['seconds']:.2f} | {row['mb_per_s']:.0f} | "
+                    f"{row['ratio_to_cp']:.2f}× | {fsync_cell} |"
+                )
+            out += [""]
+        else:
+            out += ["| figure | value |", "|---|---:|"]
+            out += [f"| {k} | {v:.3g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in _flatten(hub)]
+            out += [""]
+    out += _explanations(results)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _loads(values: list | None) -> str:
+    return "n/a" if not values else ", ".join(f"{v:.1f}" for v in values)
+
+
+def _explanations(results: dict) -> list[str]:
+    path = Path(__file__).with_name("NOTES.md")
+    return ["", path.read_text(encoding="utf-8").strip(), ""] if path.exists() else []
+
+
+def render_terminal(results: dict) -> str:
+    """A compact plain-text summary: throughput table per model and the goals."""
+    lines = []
+    for name, entry in results.get("inference", {}).items():
+        lines.append(f"\n{name}")
+        batches = list(entry["batches"])
+        lines.append(f"  {'path':<48}" + "".join(f"{'b' + b + ' img/s':>12}{'×timm':>8}" for b in batches) + "   agree")
+        for key, label in entry["contenders"].items():
+            row = f"  {label:<48}"
+            for batch in batches:
+                figures = entry["batches"][batch]
+                row += f"{_rate(figures['img_per_s'][key]):>12}{figures['ratio_vs_timm'][key]:>7.2f}×"
+            agree = entry["agreement"]["top1_agreement"].get(key)
+            row += f"  {_pct(agree) if agree is not None else '':>7}"
+            lines.append(row)
+    lines.append("\ngoals:")
+    for goal, measured, holds in goals(results):
+        mark = "  - " if holds is None else ("  ok" if holds else "  NO")
+        lines.append(f"{mark} {goal}: {measured}")
+    return "\n".join(lines)
