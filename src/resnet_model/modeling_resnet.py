@@ -113,7 +113,7 @@ class ResnetPreTrainedModel(PreTrainedModel):
                 f"`pixel_values` must have shape {expected}, got {tuple(pixel_values.shape)} "
                 f"(config.input_channels={channels})."
             )
-        dtype = self.model.bn1.weight.dtype
+        dtype = next(self.parameters()).dtype
         if pixel_values.dtype != dtype:
             pixel_values = pixel_values.to(dtype)
         return pixel_values
