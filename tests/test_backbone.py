@@ -7,9 +7,9 @@ import json
 import pytest
 import timm
 import torch
-from conftest import randomize_batchnorm_stats
 from huggingface_hub.errors import HFValidationError
 from isolation import run_isolated
+from model_utils import randomize_batchnorm_stats
 from transformers import AutoBackbone, AutoConfig, UperNetConfig, UperNetForSemanticSegmentation
 
 import resnet_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import randomize_batchnorm_stats
+from model_utils import randomize_batchnorm_stats
 from test_image_processor import sample_images
 from transformers import AutoImageProcessor
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
-from conftest import randomize_batchnorm_stats
+from model_utils import randomize_batchnorm_stats
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 

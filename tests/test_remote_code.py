@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 import torch
-from conftest import randomize_batchnorm_stats
 from isolation import isolated_command, run_isolated
+from model_utils import randomize_batchnorm_stats
 from safetensors.torch import save_file
 
 from resnet_model import ResnetConfig, ResnetModel, ResnetModelForImageClassification
