@@ -172,3 +172,21 @@ def test_commit_history_of_a_thousand_commits_is_paginated(hub_with_model):
     assert 'rel="next"' in first.text and "1001 commits" in first.text
     last = httpx2.get(hub.url + "/alice/long/commits/main?p=33")
     assert "step 0<" in last.text and 'rel="next"' not in last.text
+
+
+def test_remote_code_banner_lists_cross_repo_code_and_links_only_valid_repo_ids():
+    from hub_server.web import remote_code_entries
+
+    config = {
+        "auto_map": {
+            "AutoConfig": "bob/code--configuration_resnet.ResnetConfig",
+            "AutoModel": "//evil.example--modeling_resnet.ResnetModel",
+            "AutoModelForImageClassification": "modeling_resnet.ResnetModelForImageClassification",
+        }
+    }
+    rows = {row["auto_class"]: row for row in remote_code_entries(config, "alice/tiny")}
+    assert rows["AutoConfig"]["external"] and rows["AutoConfig"]["repo"] == "bob/code"
+    assert rows["AutoConfig"]["linkable"] and rows["AutoConfig"]["file"] == "configuration_resnet.py"
+    assert rows["AutoModel"]["external"] and not rows["AutoModel"]["linkable"]
+    local = rows["AutoModelForImageClassification"]
+    assert not local["external"] and local["repo"] == "alice/tiny" and local["file"] == "modeling_resnet.py"

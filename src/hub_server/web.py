@@ -26,7 +26,7 @@ from .storage import RepoRef, TokenInfo
 COOKIE = "hub_session"
 COMMITS_PER_PAGE = 30
 MAX_BLOB_BYTES = 512 * 1024
-FULL_SHA = re.compile(r"[0-9a-f]{40}")
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _HERE = Path(__file__).parent
 
 _templates = jinja2.Environment(
@@ -63,6 +63,7 @@ def remote_code_entries(config: dict, repo_id: str) -> list[dict]:
                     "auto_class": auto_class,
                     "repo": repo or repo_id,
                     "external": bool(repo) and repo != repo_id,
+                    "linkable": not repo or bool(_REPO_ID.fullmatch(repo)),
                     "file": module.replace(".", "/") + ".py",
                     "class_name": class_name,
                 }
