@@ -474,6 +474,7 @@ class HubStorage:
         if not (path / "hub.json").exists():
             raise errors.RepoNotFound(f"Repository {ref.id} not found")
         repo = Repo(str(path))
+        repo.object_store.fsync_object_files = True  # durable objects before a ref moves
         try:
             yield repo
         finally:
@@ -524,10 +525,11 @@ class HubStorage:
             repo = Repo.init_bare(str(tmp), default_branch=b"main")
             try:
                 config = repo.get_config()
-                config.set((b"core",), b"fsyncObjectFiles", True)
+                config.set((b"core",), b"fsync", b"objects")  # git's setting; dulwich is told in _git
                 config.write_to_path()
                 repo.close()
                 repo = Repo(str(tmp))
+                repo.object_store.fsync_object_files = True
                 blob = Blob.from_string(DEFAULT_GITATTRIBUTES.encode())
                 tree = Tree()
                 tree.add(b".gitattributes", FILE_MODE, blob.id)
