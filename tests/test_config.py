@@ -88,8 +88,18 @@ def test_setting_num_labels_keeps_num_classes_in_sync(tmp_path):
 def test_conflicting_label_information_is_refused():
     with pytest.raises(ValueError, match="num_classes"):
         ResnetConfig(num_classes=5, id2label={0: "a", 1: "b"})
-    with pytest.raises(ValueError, match="label2id"):
-        ResnetConfig(id2label={0: "a", 1: "b"}, label2id={"a": 1, "b": 0})
+
+
+def test_stale_label2id_is_rebuilt_from_id2label(tmp_path):
+    config = ResnetConfig(id2label={0: "a", 1: "b"}, label2id={"a": 1, "b": 0, "c": 2})
+    assert config.label2id == {"a": 0, "b": 1} and config.num_classes == 2
+    # the Transformers flow that leaves label2id stale: from_pretrained(..., id2label=new)
+    ResnetConfig(id2label={0: "x", 1: "y", 2: "z"}).save_pretrained(tmp_path / "old")
+    renamed = ResnetConfig.from_pretrained(tmp_path / "old", id2label={0: "cat", 1: "dog", 2: "bird"})
+    renamed.save_pretrained(tmp_path / "new")
+    reloaded = ResnetConfig.from_pretrained(tmp_path / "new")
+    assert reloaded.id2label == {0: "cat", 1: "dog", 2: "bird"}
+    assert reloaded.label2id == {"cat": 0, "dog": 1, "bird": 2}
 
 
 def test_labels_survive_save_and_load(tmp_path):

@@ -159,3 +159,8 @@ def test_load_state_dict_accepts_a_bare_timm_state_dict(images):
     model.load_state_dict(reference.state_dict())
     with torch.no_grad():
         assert torch.equal(model(images).logits, reference(images))
+
+
+def test_a_classifier_needs_classes():
+    with pytest.raises(ValueError, match="num_classes"):
+        ResnetModelForImageClassification(ResnetConfig(block_type="basic", layers=[1, 1, 1, 1], num_classes=0))

@@ -146,6 +146,27 @@ class LfsVerifyBody(_Body):
 # --------------------------------------------------------------------------- helpers
 
 
+_SEGMENT = r"[^/]+"
+_COMMIT_ROUTE = re.compile(rf"/api/(models|datasets|spaces)/{_SEGMENT}/{_SEGMENT}/commit/.+")
+_UPLOAD_PACK_ROUTE = re.compile(rf"(/datasets|/spaces)?/{_SEGMENT}/{_SEGMENT}/git-upload-pack")
+_LFS_PUT_ROUTE = re.compile(rf"(/datasets|/spaces)?/{_SEGMENT}/{_SEGMENT}/info/lfs/objects/[0-9a-f]{{64}}")
+# Types a browser would render or execute: served as plain text, so repo files never run on the hub's origin.
+_ACTIVE_TYPES = ("text/html", "image/svg+xml", "application/xhtml+xml", "text/xml", "application/xml",
+                 "text/javascript", "application/javascript")  # fmt: skip
+
+
+def _download_message(storage: HubStorage, ref: RepoRef, oid: str, size: int) -> str:
+    """What an LFS download ticket signs; it includes the repo's visibility, so going private revokes tickets."""
+    visibility = "private" if storage.repo_meta(ref).private else "public"
+    return f"{ref.type}/{ref.id}/{oid}/{size}/download/{visibility}"
+
+
+def _safe_media_type(path: str) -> str:
+    """The content type to serve a repo file with."""
+    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return "text/plain" if media_type in _ACTIVE_TYPES else media_type
+
+
 def _base_url(request: Request) -> str:
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
     return f"{request.url.scheme}://{host}"
@@ -330,11 +351,12 @@ class BodyLimitMiddleware:
 
     @staticmethod
     def _streams(scope) -> bool:
-        path = scope.get("path", "")
-        return (
-            "/commit/" in path
-            or path.endswith("/git-upload-pack")
-            or (scope.get("method") == "PUT" and "/info/lfs/objects/" in path)
+        """Routes that stream their bodies to disk under their own limits (matched exactly, not by substring)."""
+        path, method = scope.get("path", ""), scope.get("method")
+        return bool(
+            (method == "POST" and _COMMIT_ROUTE.fullmatch(path))
+            or (method == "POST" and _UPLOAD_PACK_ROUTE.fullmatch(path))
+            or (method == "PUT" and _LFS_PUT_ROUTE.fullmatch(path))
         )
 
 
@@ -914,7 +936,7 @@ def create_app(storage: HubStorage, settings: Settings | None = None) -> FastAPI
                 if storage.repo_lfs_size(ref, obj.oid) != obj.size:
                     item["error"] = {"code": 404, "message": "Object does not exist"}
                 else:
-                    ticket = storage.sign(f"{ref.type}/{ref.id}/{obj.oid}/{obj.size}/download")
+                    ticket = storage.sign(_download_message(storage, ref, obj.oid, obj.size))
                     query = urlencode({"size": obj.size, "ticket": ticket})
                     item["actions"] = {"download": {"href": f"{base}/objects/{obj.oid}?{query}", "expires_in": 3600}}
             objects.append(item)
@@ -941,7 +963,7 @@ def create_app(storage: HubStorage, settings: Settings | None = None) -> FastAPI
     ) -> Response:
         ref, _ = hub.file_repo(request)
         if not re.fullmatch(r"[0-9a-f]{64}", oid) or not storage.check_signature(
-            f"{ref.type}/{ref.id}/{oid}/{size}/download", ticket
+            _download_message(storage, ref, oid, size), ticket
         ):
             raise errors.Forbidden("Invalid or expired download ticket")
         if storage.repo_lfs_size(ref, oid) != size:
@@ -974,18 +996,22 @@ def create_app(storage: HubStorage, settings: Settings | None = None) -> FastAPI
         except errors.InvalidPath as exc:
             raise errors.EntryNotFound(exc.message) from None
         sha, entry = storage.stat(ref, rev, path)
+        visibility = "private" if storage.repo_meta(ref).private else "public"
         etag = f'"{entry.etag}"'
         headers = {
             "X-Repo-Commit": sha,
             "ETag": etag,
             "Accept-Ranges": "bytes",
             "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
-            "Cache-Control": "private, max-age=0" if sha != rev else "public, max-age=31536000, immutable",
+            "Cache-Control": "private, max-age=0" if sha != rev else f"{visibility}, max-age=31536000, immutable",
+            # repo files are untrusted: never let a browser run them on the hub's origin
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'",
         }
         if entry.lfs:
             headers["X-Linked-Etag"] = etag
             headers["X-Linked-Size"] = str(entry.size)
-        media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        media_type = _safe_media_type(path)
         size = entry.size
         byte_range = _parse_range(request.headers.get("range"), size) if size else None
         status = 200

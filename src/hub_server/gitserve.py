@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import shutil
 import subprocess
 import threading
+import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -48,6 +48,20 @@ def _authorize(hub: Hub, request: Request):
             ) from None
         raise
     return ref, rest
+
+
+def _gunzip_limited(data: bytes, limit: int) -> bytes:
+    """Decompress a gzip body, refusing more than `limit` bytes of output (no gzip bombs)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise errors.BadRequest(f"Invalid gzip body: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise errors.PayloadTooLarge("git negotiation body too large once decompressed")
+    if not inflater.eof:
+        raise errors.BadRequest("Invalid gzip body: truncated")
+    return out
 
 
 def add_routes(app: FastAPI, hub: Hub, prefix: str, tags: list[str]) -> None:
@@ -97,10 +111,7 @@ def add_routes(app: FastAPI, hub: Hub, prefix: str, tags: list[str]) -> None:
                 raise errors.PayloadTooLarge("git negotiation body too large")
         data = bytes(body)
         if request.headers.get("content-encoding", "").lower() == "gzip":
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError) as exc:
-                raise errors.BadRequest(f"Invalid gzip body: {exc}") from None
+            data = _gunzip_limited(data, MAX_NEGOTIATION_BYTES)
         proc = subprocess.Popen(
             ["git", "upload-pack", "--stateless-rpc", str(git_dir)],
             stdin=subprocess.PIPE,

@@ -258,6 +258,14 @@ def validate_ref_name(name: str, what: str = "branch") -> str:
     return name
 
 
+def _utf8(text: str, what: str) -> bytes:
+    """UTF-8 bytes of `text`; BadRequest for text that is not valid Unicode (e.g. lone surrogates)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.BadRequest(f"The {what} is not valid UTF-8 text") from None
+
+
 def format_date(value: dt.datetime) -> str:
     """Format a UTC datetime the way the Hub does (``2024-01-02T03:04:05.000Z``)."""
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
@@ -652,7 +660,7 @@ class HubStorage:
                 obj = Tag()
                 obj.name = tag.encode()
                 obj.object = (Commit, sha.encode())
-                obj.message = message.encode() + (b"" if message.endswith("\n") else b"\n")
+                obj.message = _utf8(message, "tag message") + (b"" if message.endswith("\n") else b"\n")
                 obj.tagger = self._identity(author)
                 obj.tag_time = int(time.time())
                 obj.tag_timezone = 0
@@ -687,7 +695,7 @@ class HubStorage:
         message = title + "\n"
         if description.strip():
             message += "\n" + description.strip() + "\n"
-        commit.message = message.encode("utf-8")
+        commit.message = _utf8(message, "commit message")
         return commit
 
     @staticmethod

@@ -5,11 +5,14 @@ from __future__ import annotations
 import copy
 
 from transformers import PretrainedConfig
+from transformers.utils import logging
 
 try:  # transformers >= 5
     from transformers.backbone_utils import BackboneConfigMixin
 except ImportError:  # transformers 4.x
     from transformers.utils.backbone_utils import BackboneConfigMixin
+
+logger = logging.get_logger(__name__)
 
 BLOCK_TYPES = ("basic", "bottleneck")
 STEM_TYPES = ("", "deep", "deep-tiered")
@@ -211,12 +214,11 @@ class ResnetConfig(BackboneConfigMixin, PretrainedConfig):
                 f"`num_classes`={num_classes} disagrees with the {derived} labels given by "
                 "`id2label`/`num_labels`; pass one of them or make them match."
             )
-        if label2id is not None:
-            expected = {v: k for k, v in id2label.items()}
-            if {str(k): int(v) for k, v in dict(label2id).items()} != expected:
-                raise ValueError("`label2id` must be the inverse of `id2label`.")
-        if label2id is None:
-            kwargs["label2id"] = {v: k for k, v in id2label.items()}
+        expected = {v: k for k, v in id2label.items()}
+        if label2id is not None and {str(k): int(v) for k, v in dict(label2id).items()} != expected:
+            # e.g. `from_pretrained(..., id2label=new)` leaves the saved label2id behind: id2label decides
+            logger.warning("`label2id` is not the inverse of `id2label`; rebuilding it from `id2label`.")
+        kwargs["label2id"] = expected
         return derived
 
     def set_backbone_outputs(self, out_features=None, out_indices=None) -> None:

@@ -24,6 +24,8 @@ except ImportError:  # transformers 4.x
     from transformers.utils.backbone_utils import BackboneMixin
 
 BLOCK_MAPPING = {"basic": BasicBlock, "bottleneck": Bottleneck}
+# `save_pretrained` arguments that only matter when it also pushes
+_PUSH_KWARGS = ("repo_id", "commit_message", "private", "token", "create_pr", "revision", "commit_description", "tags")
 
 # Every head ships in this file, so one saved repo serves all of them whichever class was saved.
 AUTO_MAP = {
@@ -83,14 +85,18 @@ class ResnetPreTrainedModel(PreTrainedModel):
                 bound = 1 / math.sqrt(module.in_features) if module.in_features > 0 else 0
                 nn.init.uniform_(module.bias, -bound, bound)
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, push_to_hub: bool = False, **kwargs) -> None:
         """Save as Transformers does, plus `preprocessor_config.json` for `AutoImageProcessor`."""
+        hub_kwargs = {k: kwargs.pop(k) for k in _PUSH_KWARGS if k in kwargs}
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             payload = {"image_processor_type": IMAGE_PROCESSOR_TYPE, "pretrained_cfg": self.config.pretrained_cfg}
             path = os.path.join(save_directory, PROCESSOR_FILE)
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(payload, indent=2) + "\n")
+            if push_to_hub:  # push_to_hub saves again into a folder it uploads whole, processor file included
+                repo_id = hub_kwargs.pop("repo_id", os.path.basename(os.path.normpath(str(save_directory))))
+                self.push_to_hub(repo_id, **hub_kwargs)
 
     def _set_gradient_checkpointing(self, enable: bool = True, *args, **kwargs) -> None:
         self.model.set_grad_checkpointing(enable)  # timm checkpoints block by block
@@ -161,6 +167,11 @@ class ResnetModelForImageClassification(ResnetPreTrainedModel):
 
     def __init__(self, config: ResnetConfig):
         super().__init__(config)
+        if config.num_classes == 0:
+            raise ValueError(
+                "`num_classes` is 0: a classifier needs classes. Pass `num_labels=N` (or `id2label`), "
+                "or use `ResnetModel` / `AutoModel` for features."
+            )
         self.model = build_timm_resnet(config)
         self.post_init()
 
@@ -188,8 +199,6 @@ class ResnetModelForImageClassification(ResnetPreTrainedModel):
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         num_labels = logits.shape[-1]
-        if num_labels == 0:
-            raise ValueError("This model has no classifier (num_classes=0); it cannot compute a loss.")
         labels = labels.to(logits.device)
         problem_type = self.config.problem_type
         if problem_type is None:

@@ -47,9 +47,13 @@ def push(
     api = HfApi(endpoint=endpoint, token=default_token(token))
     try:
         url = api.create_repo(repo, private=private, exist_ok=True)
+        if private and not api.model_info(repo).private:
+            raise UserError(f"{repo} already exists and is public; refusing to push with --private")
         info = api.upload_folder(
             folder_path=str(folder), repo_id=repo, commit_message=message, ignore_patterns=[".*", "__pycache__/*"]
         )
+    except UserError:
+        raise
     except Exception as error:  # every hub failure becomes one clear line
         raise UserError(hub_error_message(error, repo, api.endpoint)) from None
     sha = info.oid or api.model_info(repo).sha

@@ -34,7 +34,7 @@ def build_model(variant: str, class_names: list[str], channels: int):
     """A fresh (or fine-tuned from a folder) classifier for `class_names` and `channels` input channels."""
     from resnet_model import TIMM_PRESETS, ResnetConfig, ResnetModelForImageClassification
 
-    labels = {"id2label": dict(enumerate(class_names))}
+    labels = {"id2label": dict(enumerate(class_names)), "label2id": {name: i for i, name in enumerate(class_names)}}
     path = Path(variant)
     if path.is_dir():
         try:
