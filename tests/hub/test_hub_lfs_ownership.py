@@ -100,7 +100,7 @@ def test_foreign_objects_cannot_be_downloaded(hub, alice, bob, secret):
     data, oid, alice_repo, bob_repo = secret
     item = _batch(hub, bob, bob_repo, "download", oid, len(data))
     assert "actions" not in item and item["error"]["code"] == 404
-    ticket = hub.storage.sign(f"model/{bob_repo}/{oid}/{len(data)}/download")
+    ticket = hub.storage.sign(f"model/{bob_repo}/{oid}/{len(data)}/download/public")  # a validly signed link
     got = httpx.get(f"{hub.url}/{bob_repo}.git/info/lfs/objects/{oid}", params={"size": len(data), "ticket": ticket})
     assert got.status_code == 404 and data not in got.content
     assert _batch(hub, alice, bob_repo, "download", oid, len(data))["error"]["code"] == 404
@@ -141,3 +141,16 @@ def test_ownership_is_derived_from_history_for_older_data(hub, make_api, alice, 
     assert _batch(hub, alice, alice_repo, "download", oid, len(data))["actions"]["download"]["href"]
     body = _ndjson(_header(), _lfs_line("again.bin", oid, len(data)))
     assert _commit(hub, alice, alice_repo, body).status_code == 200
+
+
+def test_making_a_repo_private_revokes_its_download_links(hub, make_api, alice, repo_name):
+    data = os.urandom(2048)
+    repo_id = f"alice/{repo_name}"
+    api = make_api(alice)
+    api.create_repo(repo_id)
+    api.upload_file(path_or_fileobj=data, path_in_repo="weights.bin", repo_id=repo_id)
+    oid = hashlib.sha256(data).hexdigest()
+    href = _batch(hub, alice, repo_id, "download", oid, len(data))["actions"]["download"]["href"]
+    assert httpx.get(href).content == data
+    api.update_repo_settings(repo_id, private=True)
+    assert httpx.get(href).status_code == 403
