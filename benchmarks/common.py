@@ -178,7 +178,13 @@ def calibrated_timm_model(name: str, images: torch.Tensor, seed: int = 0, **kwar
         model(batch)
     model.eval()
     features = torch.cat([model.forward_head(model.forward_features(b), pre_logits=True) for b in images.split(16)])
-    labels = sample_labels(len(images))
+    fit_nearest_centroid_head(model.get_classifier(), features, sample_labels(len(images)))
+    return model
+
+
+@torch.no_grad()
+def fit_nearest_centroid_head(fc: nn.Linear, features: torch.Tensor, labels: torch.Tensor) -> None:
+    """Make `fc` a nearest-centroid classifier of `features` (classes 0..max(labels); the rest never win)."""
     classes = int(labels.max()) + 1
     centroids = torch.stack([features[labels == c].mean(0) for c in range(classes)])
     # nearest centroid, centred on the mean feature: argmin |f - c|^2 = argmax f.d - m.d - |d|^2 / 2
@@ -186,12 +192,10 @@ def calibrated_timm_model(name: str, images: torch.Tensor, seed: int = 0, **kwar
     weight = centroids - mean
     bias = -(weight @ mean) - 0.5 * (weight * weight).sum(1)
     scale = 3.0 / (features @ weight.T + bias).std()  # logits spread like a trained head's
-    fc = model.get_classifier()
     fc.weight.zero_()
     fc.bias.fill_(-1e4)
     fc.weight[:classes] = weight * scale
     fc.bias[:classes] = bias * scale
-    return model
 
 
 def format_rate(value: float | None) -> str:

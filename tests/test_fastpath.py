@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.common import fit_nearest_centroid_head
 from resnet_model import ResnetConfig, ResnetModelForImageClassification
 from resnet_toolkit import fastpath
 from resnet_toolkit.fastpath import choose, detect_capabilities, optimize_for_inference, top1_agreement
@@ -64,18 +65,7 @@ def classifier() -> ResnetModelForImageClassification:
         model(pixel_values=images)
         model.eval()
         features = model.model.forward_head(model.model.forward_features(images), pre_logits=True)
-        classes = int(labels.max()) + 1
-        centroids = torch.stack([features[labels == c].mean(0) for c in range(classes)])
-        # nearest centroid, centred on the mean feature: argmin |f - c|^2 = argmax f.d - m.d - |d|^2 / 2
-        mean = centroids.mean(0)
-        weight = centroids - mean
-        bias = -(weight @ mean) - 0.5 * (weight * weight).sum(1)
-        scale = 3.0 / (features @ weight.T + bias).std()  # logits spread like a trained head's
-        fc = model.model.fc
-        fc.weight.zero_()
-        fc.bias.fill_(-1e4)
-        fc.weight[:classes] = weight * scale
-        fc.bias[:classes] = bias * scale
+        fit_nearest_centroid_head(model.model.fc, features, labels)
     return model
 
 

@@ -47,3 +47,12 @@ def make_api(hub):
         return HfApi(endpoint=hub.url, token=token if token is not None else False)
 
     return make
+
+
+@pytest.fixture
+def repo(make_api, alice, repo_name):
+    """A fresh public repo of alice: ``(HfApi with alice's token, repo id)``."""
+    api = make_api(alice)
+    repo_id = f"alice/{repo_name}"
+    api.create_repo(repo_id)
+    return api, repo_id

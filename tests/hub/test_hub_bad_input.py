@@ -22,14 +22,6 @@ def _file(path: str, data: bytes = b"x") -> dict:
     return {"key": "file", "value": {"path": path, "content": base64.b64encode(data).decode(), "encoding": "base64"}}
 
 
-@pytest.fixture
-def repo(make_api, alice, repo_name):
-    api = make_api(alice)
-    repo_id = f"alice/{repo_name}"
-    api.create_repo(repo_id)
-    return api, repo_id
-
-
 def _commit(hub, token, repo_id, body: bytes, **headers) -> httpx.Response:
     return httpx.post(
         f"{hub.url}/api/models/{repo_id}/commit/main",

@@ -9,17 +9,9 @@ import httpx2 as httpx
 import pytest
 
 
-@pytest.fixture
-def public_repo(make_api, alice, repo_name):
-    api = make_api(alice)
-    repo_id = f"alice/{repo_name}"
-    api.create_repo(repo_id)
-    return api, repo_id
-
-
 @pytest.mark.parametrize("name", ["index.html", "logo.svg", "page.xhtml", "app.js"])
-def test_repo_files_are_served_inert(hub, public_repo, name):
-    api, repo_id = public_repo
+def test_repo_files_are_served_inert(hub, repo, name):
+    api, repo_id = repo
     api.upload_file(repo_id=repo_id, path_or_fileobj=b"<script>fetch('/')</script>", path_in_repo=name)
     response = httpx.get(f"{hub.url}/{repo_id}/resolve/main/{name}")
     assert response.status_code == 200
@@ -37,8 +29,8 @@ def test_private_files_are_not_publicly_cacheable(hub, make_api, alice, repo_nam
     assert response.status_code == 200 and response.headers["cache-control"].startswith("private")
 
 
-def test_gzip_bomb_in_git_negotiation_is_refused(hub, public_repo):
-    _, repo_id = public_repo
+def test_gzip_bomb_in_git_negotiation_is_refused(hub, repo):
+    _, repo_id = repo
     bomb = gzip.compress(b"0" * (256 * 1024 * 1024))  # 256 MiB of output from ~256 KiB on the wire
     response = httpx.post(
         f"{hub.url}/{repo_id}/git-upload-pack",
@@ -62,8 +54,8 @@ def test_body_limit_cannot_be_skipped_with_a_route_lookalike_name(hub, repo_id):
     assert response.status_code == 413
 
 
-def test_commit_summary_that_is_not_unicode_is_a_400(hub, public_repo, alice):
-    api, repo_id = public_repo
+def test_commit_summary_that_is_not_unicode_is_a_400(hub, repo, alice):
+    api, repo_id = repo
     head = api.model_info(repo_id).sha
     body = (
         b'{"key": "header", "value": {"summary": "bad \\udc80", "description": ""}}\n'
