@@ -283,6 +283,7 @@ def test_shard_roundtrip_with_and_without_footer(corpus):
     footed = xet.serialize_shard([info], [entry], created=100, key_expiry=200)
     again = xet.parse_shard(footed)
     assert again.files == (info,) and again.footer == xet.ShardFooter(bytes(32), 100, 200)
+    assert xet.parse_shard(io.BytesIO(footed)) == again
     items = list(xet.iter_shard(io.BytesIO(footed), length=len(footed)))
     assert items[0] == info and items[1] == entry and items[2] == again.footer
 

@@ -255,7 +255,9 @@ def parse_shard(source: BinaryIO | bytes | str | os.PathLike[str], *, max_size: 
             return parse_shard(handle, max_size=max_size)
     length = None
     if not isinstance(source, (bytes, bytearray, memoryview)):
-        length = os.fstat(source.fileno()).st_size - source.tell()
+        here = source.tell()
+        length = source.seek(0, os.SEEK_END) - here
+        source.seek(here)
     items = list(iter_shard(source, length=length, max_size=max_size))
     files = tuple(item for item in items if isinstance(item, FileInfo))
     xorbs = tuple(item for item in items if isinstance(item, XorbEntry))
