@@ -138,8 +138,10 @@ def test_hash_text_form_follows_the_spec_byte_order():
     assert xet.is_hex_hash(text) and not xet.is_hex_hash(text.upper())
 
 
-def test_single_chunk_file_hash_matches_the_real_client(tmp_path):
+def test_single_chunk_file_hash_matches_the_real_client(tmp_path, monkeypatch):
     import hf_xet
+
+    monkeypatch.setenv("HF_XET_CACHE", str(tmp_path / "xet-cache"))
 
     data = _rng(3).randbytes(5000)
     path = tmp_path / "small.bin"
