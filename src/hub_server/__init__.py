@@ -1,7 +1,8 @@
 """A self-hosted, Hugging Face Hub-compatible HTTP server: repos, commits, files, users and tokens."""
 
-from .app import Settings, create_app
+from .app import create_app
 from .server import RunningHub, running_hub, serve
+from .settings import HubSettings
 from .storage import HubStorage, RepoRef
 
-__all__ = ["HubStorage", "RepoRef", "RunningHub", "Settings", "create_app", "running_hub", "serve"]
+__all__ = ["HubSettings", "HubStorage", "RepoRef", "RunningHub", "create_app", "running_hub", "serve"]

@@ -8,10 +8,11 @@ import hashlib
 import json
 import mmap
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import errors
-from .storage import AddFile, AddLfsFile, DeleteFile, DeleteFolder, HubStorage, Operation, StagedFile
+from .storage import AddFile, AddLfsFile, DeleteFile, DeleteFolder, HubStorage, Operation, StagedFile, lfs_key
 
 _CONTENT_KEY = re.compile(rb'"content"\s*:\s*"')
 _BIG_LINE = 256 * 1024
@@ -86,81 +87,100 @@ def _parse_line(buf: mmap.mmap, start: int, end: int, storage: HubStorage) -> tu
     return obj, _decode_base64_span(buf, cstart, cend, storage)
 
 
+def _inline_content(path: str, value: dict, storage: HubStorage) -> StagedFile:
+    """Stage the content of a small ``file`` operation (base64 or text)."""
+    text = value.get("content")
+    if not isinstance(text, str):
+        raise errors.BadRequest(f"Missing content for {path}")
+    encoding = value.get("encoding", "base64")
+    if encoding == "base64":
+        try:
+            data = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+        except (binascii.Error, ValueError) as exc:
+            raise errors.BadRequest(f"Invalid base64 content for {path}: {exc}") from None
+    elif encoding in ("utf-8", "utf8", "text"):
+        data = text.encode("utf-8")
+    else:
+        raise errors.BadRequest(f"Unsupported encoding {encoding!r} for {path}: expected base64 or utf-8")
+    return storage.stage_bytes(data)
+
+
+def _operation(key: str, value: dict, content: StagedFile | None) -> Operation:
+    """One operation line (its content, when it is a file, already staged)."""
+    path = value.get("path")
+    if not isinstance(path, str):
+        raise errors.BadRequest(f"Missing or invalid 'path' in {key!r} operation")
+    if key == "file":
+        assert content is not None
+        return AddFile(path=path, content=content)
+    if key == "lfsFile":
+        oid, size = value.get("oid"), value.get("size")
+        if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str):
+            raise errors.BadRequest(f"Invalid lfsFile operation for {path}")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            raise errors.BadRequest(f"Invalid size in lfsFile operation for {path}")
+        lfs_key(oid)  # validates the oid
+        return AddLfsFile(path=path, oid=oid, size=size)
+    if key == "deletedFile":
+        return DeleteFile(path=path)
+    if key == "deletedFolder":
+        return DeleteFolder(path=path)
+    raise errors.BadRequest(
+        f"Unknown operation key {key!r}: expected header, file, lfsFile, deletedFile, deletedFolder"
+    )
+
+
+def _lines(buf: mmap.mmap) -> Iterator[tuple[int, int]]:
+    """(start, end) of each non-blank line."""
+    pos, total = 0, len(buf)
+    while pos < total:
+        end = buf.find(b"\n", pos)
+        end = total if end < 0 else end
+        start, pos = pos, end + 1
+        if end - start >= 64 or buf[start:end].strip():
+            yield start, end
+
+
+def _check_header(header: dict | None) -> dict:
+    if header is None:
+        raise errors.BadRequest("Missing commit header line")
+    if not isinstance(header.get("summary", ""), str) or not isinstance(header.get("description", ""), str):
+        raise errors.BadRequest("Invalid commit header: summary/description must be strings")
+    parent = header.get("parentCommit")
+    if parent is not None and not isinstance(parent, str):
+        raise errors.BadRequest("Invalid parentCommit")
+    return header
+
+
 def parse_commit_body(body_path: Path, storage: HubStorage) -> tuple[dict, list[Operation]]:
     """Parse a commit NDJSON body into its header and operations (file contents staged on disk)."""
     header: dict | None = None
     operations: list[Operation] = []
     staged: list[StagedFile] = []
     try:
-        with open(body_path, "rb") as fh:
-            if body_path.stat().st_size == 0:
-                raise errors.BadRequest("Empty commit body")
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                pos, total = 0, len(buf)
-                while pos < total:
-                    end = buf.find(b"\n", pos)
-                    end = total if end < 0 else end
-                    line_start, line_end = pos, end
-                    pos = end + 1
-                    if line_end - line_start < 64 and not buf[line_start:line_end].strip():
-                        continue
-                    obj, content = _parse_line(buf, line_start, line_end, storage)
-                    if content is not None:
-                        staged.append(content)
-                    if not isinstance(obj, dict) or "key" not in obj or not isinstance(obj.get("value"), dict):
-                        raise errors.BadRequest("Malformed NDJSON line: expected {'key': ..., 'value': {...}}")
-                    key, value = obj["key"], obj["value"]
-                    if key == "header":
-                        if header is not None:
-                            raise errors.BadRequest("Duplicate commit header")
-                        header = value
-                        continue
-                    path = value.get("path")
-                    if not isinstance(path, str):
-                        raise errors.BadRequest(f"Missing or invalid 'path' in {key!r} operation")
-                    if key == "file":
-                        if content is None:
-                            text = value.get("content")
-                            if not isinstance(text, str):
-                                raise errors.BadRequest(f"Missing content for {path}")
-                            encoding = value.get("encoding", "base64")
-                            if encoding == "base64":
-                                try:
-                                    data = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
-                                except (binascii.Error, ValueError) as exc:
-                                    raise errors.BadRequest(f"Invalid base64 content for {path}: {exc}") from None
-                            elif encoding in ("utf-8", "utf8", "text"):
-                                data = text.encode("utf-8")
-                            else:
-                                raise errors.BadRequest(f"Unsupported encoding {encoding!r} for {path}")
-                            content = storage.stage_bytes(data)
-                            staged.append(content)
-                        elif value.get("encoding", "base64") != "base64":
-                            raise errors.BadRequest(f"Unsupported encoding for {path}")
-                        operations.append(AddFile(path=path, content=content))
-                    elif key == "lfsFile":
-                        oid, size = value.get("oid"), value.get("size")
-                        if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str):
-                            raise errors.BadRequest(f"Invalid lfsFile operation for {path}")
-                        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-                            raise errors.BadRequest(f"Invalid size in lfsFile operation for {path}")
-                        storage.lfs_path(oid)
-                        operations.append(AddLfsFile(path=path, oid=oid, size=size))
-                    elif key == "deletedFile":
-                        operations.append(DeleteFile(path=path))
-                    elif key == "deletedFolder":
-                        operations.append(DeleteFolder(path=path))
-                    else:
-                        raise errors.BadRequest(f"Unknown operation key {key!r}")
-        if header is None:
-            raise errors.BadRequest("Missing commit header line")
-        if not isinstance(header.get("summary", ""), str) or not isinstance(header.get("description", ""), str):
-            raise errors.BadRequest("Invalid commit header: summary/description must be strings")
-        parent = header.get("parentCommit")
-        if parent is not None and not isinstance(parent, str):
-            raise errors.BadRequest("Invalid parentCommit")
+        if body_path.stat().st_size == 0:
+            raise errors.BadRequest("Empty commit body")
+        with open(body_path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            for start, end in _lines(buf):
+                obj, content = _parse_line(buf, start, end, storage)
+                if content is not None:
+                    staged.append(content)
+                if not isinstance(obj, dict) or "key" not in obj or not isinstance(obj.get("value"), dict):
+                    raise errors.BadRequest("Malformed NDJSON line: expected {'key': ..., 'value': {...}}")
+                key, value = obj["key"], obj["value"]
+                if key == "header":
+                    if header is not None:
+                        raise errors.BadRequest("Duplicate commit header")
+                    header = value
+                    continue
+                if key == "file" and content is None:
+                    content = _inline_content(str(value.get("path")), value, storage)
+                    staged.append(content)
+                elif key == "file" and value.get("encoding", "base64") != "base64":
+                    raise errors.BadRequest(f"Unsupported encoding for {value.get('path')}: expected base64")
+                operations.append(_operation(key, value, content))
+        return _check_header(header), operations
     except BaseException:
         for item in staged:
             item.path.unlink(missing_ok=True)
         raise
-    return header, operations

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import uvicorn
 
-from .app import Settings, create_app
+from .app import create_app
+from .settings import HubSettings
 from .storage import HubStorage
 
 
@@ -65,12 +66,12 @@ def running_hub(
     port: int = 0,
     *,
     scan_uploads: bool = True,
-    settings: Settings | None = None,
+    settings: HubSettings | None = None,
     log_level: str = "warning",
 ) -> Iterator[RunningHub]:
     """Serve a hub rooted at ``root`` in a background thread (port 0 picks a free one); stop on exit."""
-    storage = HubStorage(Path(root), scan_uploads=scan_uploads)
-    app = create_app(storage, settings)
+    storage = HubStorage(Path(root), settings=settings, scan_uploads=scan_uploads)
+    app = create_app(storage)
     sock = _bind(host, port)
     actual_port = sock.getsockname()[1]
     server = uvicorn.Server(_config(app, host, actual_port, log_level))
@@ -89,20 +90,19 @@ def running_hub(
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+        storage.close()
 
 
 def serve(
-    root: str | os.PathLike[str],
+    settings: HubSettings,
     host: str = "127.0.0.1",
     port: int = 8765,
     *,
-    scan_uploads: bool = True,
-    settings: Settings | None = None,
     log_level: str = "info",
 ) -> None:
     """Serve a hub in the foreground until interrupted."""
-    storage = HubStorage(Path(root), scan_uploads=scan_uploads)
-    app = create_app(storage, settings)
+    storage = HubStorage(settings=settings)
+    app = create_app(storage)
     config = _config(app, host, port, log_level)
     config.access_log = True
     uvicorn.Server(config).run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 T4_SITE = REPO_ROOT / ".t4"
+
+
+def seeded_bytes(size: int, seed: int = 0) -> bytes:
+    """Reproducible pseudo-random bytes (tests never use unseeded randomness)."""
+    return random.Random(seed).randbytes(size)
 
 
 def client_env(hub_url: str, home: Path, token: str | None = None, **extra: str) -> dict[str, str]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
 
 import httpx2 as httpx
 import pytest
+from hubtools import seeded_bytes
 from huggingface_hub import (
     CommitOperationAdd,
     CommitOperationDelete,
@@ -118,7 +118,7 @@ def test_snapshot_download_at_sha(hub, make_api, alice, repo_name, tmp_path):
     repo_id = f"alice/{repo_name}"
     api.create_repo(repo_id)
     ops = [CommitOperationAdd(f"f{i}.txt", f"content {i}".encode()) for i in range(5)]
-    ops.append(CommitOperationAdd("weights.bin", os.urandom(3000)))
+    ops.append(CommitOperationAdd("weights.bin", seeded_bytes(3000, seed=1)))
     info = api.create_commit(repo_id, operations=ops, commit_message="many files")
     api.upload_file(path_or_fileobj=b"later", path_in_repo="later.txt", repo_id=repo_id)
     path = snapshot_download(repo_id, revision=info.oid, endpoint=hub.url, token=alice, cache_dir=tmp_path / "c")
@@ -131,7 +131,7 @@ def test_lfs_metadata_matches_content(hub, make_api, alice, repo_name, tmp_path)
     api = make_api(alice)
     repo_id = f"alice/{repo_name}"
     api.create_repo(repo_id)
-    data = os.urandom(5000)
+    data = seeded_bytes(5000, seed=2)
     api.upload_file(path_or_fileobj=data, path_in_repo="model.safetensors", repo_id=repo_id)
     meta = get_hf_file_metadata(hf_hub_url(repo_id, "model.safetensors", endpoint=hub.url), token=alice)
     assert meta.etag == hashlib.sha256(data).hexdigest()
@@ -233,7 +233,7 @@ def test_copy_and_delete_operations(make_api, alice, repo_name):
     api = make_api(alice)
     repo_id = f"alice/{repo_name}"
     api.create_repo(repo_id)
-    api.upload_file(path_or_fileobj=os.urandom(100), path_in_repo="w.safetensors", repo_id=repo_id)
+    api.upload_file(path_or_fileobj=seeded_bytes(100, seed=3), path_in_repo="w.safetensors", repo_id=repo_id)
     api.upload_file(path_or_fileobj=b"text", path_in_repo="t.txt", repo_id=repo_id)
     api.create_commit(
         repo_id,

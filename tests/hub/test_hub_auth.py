@@ -95,6 +95,6 @@ def test_visibility_can_change(make_api, alice, repo_name):
 
 
 def test_tokens_are_stored_hashed(hub, alice):
-    stored = (hub.storage.root / "users.json").read_text()
-    assert alice not in stored
+    stored = b"".join(p.read_bytes() for p in hub.storage.root.glob("hub.db*"))
+    assert stored and alice.encode() not in stored
     assert hub.storage.token_info(alice).user == "alice"

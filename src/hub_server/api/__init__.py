@@ -1,0 +1,1 @@
+"""The JSON API, git and LFS routes: one router per resource under ``routes/``, composed in ``main``."""

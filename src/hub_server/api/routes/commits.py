@@ -1,0 +1,127 @@
+"""Uploading: ``validate-yaml``, ``preupload`` (where each file goes) and ``commit`` (NDJSON operations)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ... import errors
+from ...ndjson import parse_commit_body
+from ...storage import HubStorage, validate_path
+from ...storage.git import gitattributes_lfs_patterns, matches_gitattributes
+from ..deps import State, WritableRepo
+from ..http import repo_url, spool_body, truthy
+from ..paths import API_REPO
+from ..schemas import PreuploadBody, ValidateYamlBody
+
+router = APIRouter(tags=["commits"])
+
+
+@router.post("/api/validate-yaml")
+def validate_yaml(body: ValidateYamlBody) -> Response:
+    """Check a README's YAML front matter (the clients read the JSON before the status)."""
+    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", body.content, re.S)
+    if match:
+        import yaml
+
+        try:
+            data = yaml.safe_load(match.group(1))
+        except Exception as exc:  # noqa: BLE001 - every YAML error is the user's to fix
+            return JSONResponse({"errors": [{"message": f"Invalid YAML metadata: {exc}"}], "warnings": []}, 400)
+        if data is not None and not isinstance(data, dict):
+            return JSONResponse({"errors": [{"message": "YAML metadata must be a mapping"}], "warnings": []}, 400)
+    return JSONResponse({"errors": [], "warnings": []})
+
+
+def _lfs_patterns(storage: HubStorage, ref, branch: str) -> list[str]:
+    try:
+        head = storage.repos.branch_head(ref, branch)
+        text = storage.read_file(ref, head, ".gitattributes").decode("utf-8", "replace")
+    except errors.EntryNotFound:
+        text = ""
+    return gitattributes_lfs_patterns(text)
+
+
+def _offers_lfs(lfs_mode: str, request: Request) -> bool:
+    return lfs_mode == "always" or (lfs_mode == "auto" and "hf_hub/0." in request.headers.get("user-agent", ""))
+
+
+@router.post(API_REPO + "/preupload/{revision:rpath}")
+def preupload(request: Request, access: WritableRepo, revision: str, body: PreuploadBody, state: State) -> dict:
+    """Tell the client which files go through LFS and which inline in the commit."""
+    if len(body.files) > 1000:
+        raise errors.BadRequest("Too many files in one preupload request (at most 1000)")
+    storage = state.storage
+    patterns = _lfs_patterns(storage, access.ref, revision or "main")
+    offer_lfs = _offers_lfs(state.settings.lfs_mode, request)
+    out = []
+    for item in body.files:
+        validate_path(item.path)
+        if item.size < 0:
+            raise errors.BadRequest(f"Invalid size for {item.path}: must be >= 0")
+        mode = "regular"
+        if offer_lfs and item.size > 0:
+            try:
+                sample = base64.b64decode(item.sample or "", validate=True)
+            except (binascii.Error, ValueError):
+                sample = b""
+            large = item.size >= storage.settings.lfs_threshold
+            if large or matches_gitattributes(item.path, patterns) or b"\0" in sample:
+                mode = "lfs"
+        out.append({"path": item.path, "uploadMode": mode, "shouldIgnore": False})
+    return {"files": out, "commitOid": None}
+
+
+@router.post(
+    API_REPO + "/commit/{revision:rpath}",
+    openapi_extra={
+        "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}, "required": True}
+    },
+)
+async def commit(
+    request: Request, access: WritableRepo, revision: str, state: State, create_pr: str | None = None
+) -> Response:
+    """Apply an NDJSON list of file operations as one commit on a branch."""
+    storage = state.storage
+    if truthy(create_pr):
+        raise errors.BadRequest("Pull requests are not supported by this server")
+    branch = revision or "main"
+    await run_in_threadpool(storage.repos.branch_head, access.ref, branch)
+    body = await spool_body(request, storage, state.settings.max_commit_bytes, hashed=False)
+    try:
+        sha = await run_in_threadpool(_apply_commit, storage, access, branch, body.path)
+    finally:
+        body.path.unlink(missing_ok=True)
+    state.stats["commits"] += 1
+    return JSONResponse(
+        {
+            "commitUrl": f"{repo_url(request, access.ref)}/commit/{sha}",
+            "commitOid": sha,
+            "pullRequestUrl": None,
+            "success": True,
+        }
+    )
+
+
+def _apply_commit(storage: HubStorage, access, branch: str, body_path) -> str:
+    header, operations = parse_commit_body(body_path, storage)
+    try:
+        return storage.commit(
+            access.ref,
+            branch,
+            operations,
+            author=access.token.user,
+            summary=header.get("summary") or "Upload files",
+            description=header.get("description") or "",
+            parent_commit=header.get("parentCommit"),
+        )
+    finally:
+        for op in operations:
+            staged = getattr(op, "content", None)
+            if staged is not None:
+                staged.path.unlink(missing_ok=True)

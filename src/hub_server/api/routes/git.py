@@ -1,0 +1,190 @@
+"""Read-only git over HTTP (smart protocol through ``git upload-pack``, dumb protocol as fallback)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import threading
+import zlib
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+
+from ... import errors
+from ...storage import RepoRef
+from ..deps import CurrentToken, FileRepo, Storage, check_read
+
+_OBJECT_PATH = re.compile(r"^(info/packs|[0-9a-f]{2}/[0-9a-f]{38}|pack/pack-[0-9a-f]{40,64}\.(pack|idx))$")
+MAX_NEGOTIATION_BYTES = 64 * 1024 * 1024
+
+
+def _pkt_line(text: str) -> bytes:
+    data = text.encode()
+    return f"{len(data) + 4:04x}".encode() + data
+
+
+def _git_env(request: Request) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    protocol = request.headers.get("git-protocol", "")
+    if re.fullmatch(r"version=[0-9]+(:[A-Za-z0-9=._-]+)*", protocol):
+        env["GIT_PROTOCOL"] = protocol
+    return env
+
+
+router = APIRouter(tags=["git"])
+
+
+def git_readable(ref: FileRepo, token: CurrentToken, storage: Storage) -> RepoRef:
+    """A repo the caller may clone; anonymous callers of a hidden repo are asked for credentials."""
+    try:
+        return check_read(storage, ref, token)
+    except errors.RepoNotFound:
+        if token is None:
+            raise errors.Unauthorized(
+                "Authentication required", headers={"WWW-Authenticate": 'Basic realm="hub"'}
+            ) from None
+        raise
+
+
+GitRepo = Annotated[RepoRef, Depends(git_readable)]
+
+
+def _gunzip_limited(data: bytes, limit: int) -> bytes:
+    """Decompress a gzip body, refusing more than `limit` bytes of output (no gzip bombs)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise errors.BadRequest(f"Invalid gzip body: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise errors.PayloadTooLarge("git negotiation body too large once decompressed")
+    if not inflater.eof:
+        raise errors.BadRequest("Invalid gzip body: truncated")
+    return out
+
+
+def _advertise_refs(request: Request, git_dir) -> Response:
+    env = _git_env(request)
+    out = subprocess.run(
+        ["git", "upload-pack", "--stateless-rpc", "--advertise-refs", str(git_dir)],
+        capture_output=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    if out.returncode != 0:
+        raise errors.BadRequest("git upload-pack failed: " + out.stderr.decode("utf-8", "replace")[:300])
+    body = out.stdout
+    if "GIT_PROTOCOL" not in env or "version=2" not in env["GIT_PROTOCOL"]:
+        body = _pkt_line("# service=git-upload-pack\n") + b"0000" + body
+    return Response(
+        body, media_type="application/x-git-upload-pack-advertisement", headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/{repo:repo}/info/refs")
+def info_refs(request: Request, ref: GitRepo, storage: Storage, service: str | None = None) -> Response:
+    """Ref advertisement (smart HTTP) or the plain refs list (dumb HTTP)."""
+    git_dir = storage.repos.git_dir(ref)
+    if service == "git-receive-pack":
+        raise errors.Forbidden("This server is read-only over git; use the HTTP API to push")
+    if service == "git-upload-pack" and shutil.which("git"):
+        return _advertise_refs(request, git_dir)
+    if service is not None:
+        raise errors.BadRequest(f"Unsupported git service {service!r}")
+    refs = storage.repos.list_refs(ref)
+    lines = [f"{sha}\trefs/heads/{n}\n" for n, sha in sorted(refs["branches"].items())]
+    lines += [f"{sha}\trefs/tags/{n}\n" for n, sha in sorted(refs["tags"].items())]
+    return Response("".join(lines), media_type="text/plain", headers={"Cache-Control": "no-cache"})
+
+
+async def _read_negotiation(request: Request) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_NEGOTIATION_BYTES:
+            raise errors.PayloadTooLarge("git negotiation body too large")
+    data = bytes(body)
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        data = _gunzip_limited(data, MAX_NEGOTIATION_BYTES)
+    return data
+
+
+def _stream_process(proc: subprocess.Popen) -> Iterator[bytes]:
+    try:
+        while True:
+            chunk = proc.stdout.read(1 << 16)
+            if not chunk:
+                break
+            yield chunk
+    finally:
+        proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+@router.post(
+    "/{repo:repo}/git-upload-pack",
+    openapi_extra={
+        "requestBody": {"content": {"application/x-git-upload-pack-request": {"schema": {"type": "string"}}}}
+    },
+)
+async def upload_pack(request: Request, ref: GitRepo, storage: Storage) -> Response:
+    """The pack negotiation of ``git clone`` / ``git fetch`` (smart HTTP)."""
+    git_dir = storage.repos.git_dir(ref)
+    if not shutil.which("git"):
+        raise errors.NotFound("Smart HTTP is unavailable on this server; the dumb protocol still works")
+    data = await _read_negotiation(request)
+    proc = subprocess.Popen(
+        ["git", "upload-pack", "--stateless-rpc", str(git_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=_git_env(request),
+    )
+
+    def feed() -> None:
+        try:
+            proc.stdin.write(data)
+        except BrokenPipeError:
+            pass
+        finally:
+            proc.stdin.close()
+
+    threading.Thread(target=feed, daemon=True).start()
+    return StreamingResponse(
+        _stream_process(proc), media_type="application/x-git-upload-pack-result", headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.post("/{repo:repo}/git-receive-pack")
+def receive_pack(ref: GitRepo) -> Response:
+    """Pushing over git is refused: the HTTP API is the way to write."""
+    raise errors.Forbidden("This server is read-only over git; use the HTTP API to push")
+
+
+@router.get("/{repo:repo}/HEAD")
+def head(ref: GitRepo) -> Response:
+    """The symbolic HEAD (dumb HTTP)."""
+    return Response("ref: refs/heads/main\n", media_type="text/plain")
+
+
+@router.get("/{repo:repo}/objects/{path:rpath}")
+def objects(ref: GitRepo, path: str, storage: Storage) -> Response:
+    """Loose objects and packs (dumb HTTP)."""
+    git_dir = storage.repos.git_dir(ref)
+    if not _OBJECT_PATH.match(path):
+        raise errors.NotFound(f"No such git object path: {path}")
+    if path == "info/packs":
+        packs = sorted(p for p in os.listdir(git_dir / "objects" / "pack") if p.endswith(".pack"))
+        return Response("".join(f"P {p}\n" for p in packs) + "\n", media_type="text/plain")
+    try:
+        data = (git_dir / "objects" / path).read_bytes()
+    except FileNotFoundError:
+        raise errors.NotFound(f"No such git object: {path}") from None
+    return Response(data, media_type="application/octet-stream")

@@ -1,0 +1,55 @@
+"""The hub's storage: a metadata store, a repo store and an object store, composed by ``HubStorage``."""
+
+from .interfaces import MetadataStore, ObjectStore, RepoStore
+from .models import (
+    AddFile,
+    AddLfsFile,
+    CommitInfo,
+    DeleteFile,
+    DeleteFolder,
+    FileChange,
+    LfsInfo,
+    Operation,
+    RepoMeta,
+    RepoRef,
+    StagedFile,
+    TokenInfo,
+    TreeEntry,
+    format_date,
+    lfs_pointer,
+    parse_lfs_pointer,
+    validate_name,
+    validate_path,
+    validate_ref_name,
+)
+from .objects import LocalObjectStore, MemoryObjectStore
+from .service import HubStorage, lfs_key
+
+__all__ = [
+    "AddFile",
+    "AddLfsFile",
+    "CommitInfo",
+    "DeleteFile",
+    "DeleteFolder",
+    "FileChange",
+    "HubStorage",
+    "LfsInfo",
+    "LocalObjectStore",
+    "MemoryObjectStore",
+    "MetadataStore",
+    "ObjectStore",
+    "Operation",
+    "RepoMeta",
+    "RepoRef",
+    "RepoStore",
+    "StagedFile",
+    "TokenInfo",
+    "TreeEntry",
+    "format_date",
+    "lfs_key",
+    "lfs_pointer",
+    "parse_lfs_pointer",
+    "validate_name",
+    "validate_path",
+    "validate_ref_name",
+]

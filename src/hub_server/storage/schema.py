@@ -1,0 +1,76 @@
+"""The metadata database's tables (SQLAlchemy Core); Alembic migrations under ``migrations/`` create them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Time = sa.DateTime(timezone=True)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(96), primary_key=True),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user", sa.String(96), sa.ForeignKey("users.name", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("expires_at", Time, nullable=True),
+    sa.Column("revoked_at", Time, nullable=True),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("session_hash", sa.String(64), primary_key=True),
+    sa.Column("user", sa.String(96), sa.ForeignKey("users.name", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("expires_at", Time, nullable=False),
+)
+
+repos = sa.Table(
+    "repos",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("namespace", sa.String(96), nullable=False),
+    sa.Column("name", sa.String(96), nullable=False),
+    # type/namespace/name, lower-cased: repo ids are unique regardless of case
+    sa.Column("name_key", sa.String(220), nullable=False, unique=True),
+    sa.Column("owner", sa.String(96), nullable=False, index=True),
+    sa.Column("private", sa.Boolean, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+repo_objects = sa.Table(
+    "repo_objects",
+    metadata,
+    sa.Column("repo_id", sa.Integer, sa.ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("oid", sa.String(128), primary_key=True),
+)
+
+scans = sa.Table(
+    "scans",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("result", sa.JSON, nullable=False),
+    sa.Column("scanned_at", Time, nullable=False),
+)

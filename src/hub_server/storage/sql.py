@@ -1,0 +1,327 @@
+"""The metadata store on SQL: SQLite inside the data directory by default, PostgreSQL for several replicas.
+
+Uniqueness (users, token hashes, repo ids regardless of case) is enforced by the database. Locks that
+every process must honour are PostgreSQL advisory locks, or, for SQLite (one machine by nature), file
+locks next to the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import secrets
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from .. import errors
+from . import schema
+from .models import RepoMeta, RepoRef, TokenInfo, utcnow, validate_name
+
+_TOKEN_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def secret_hash(value: str) -> str:
+    """How tokens and session ids are stored: their sha256, never the value."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite returns naive datetimes: they are UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def name_key(ref: RepoRef) -> str:
+    """The case-insensitive unique key of a repo."""
+    return ref.key.lower()
+
+
+class SqlMetadataStore:
+    """Users, tokens, sessions, repos, object ownership and scan verdicts in one SQL database."""
+
+    def __init__(self, engine: sa.Engine, *, lock_dir: Path | None = None) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._lock_dir = lock_dir
+        self._thread_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    # ----------------------------------------------------------------- users and tokens
+
+    def add_user(self, name: str, *, exist_ok: bool = False) -> None:
+        """Create a user; Conflict when it exists (unless ``exist_ok``)."""
+        validate_name(name, "user name")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(schema.users.insert().values(name=name, created_at=utcnow()))
+        except IntegrityError:
+            if not exist_ok:
+                raise errors.Conflict(f"User {name!r} already exists") from None
+
+    def user_exists(self, name: str) -> bool:
+        """Whether a user exists."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(schema.users.c.name).where(schema.users.c.name == name)).first() is not None
+
+    def list_users(self) -> list[str]:
+        """All user names, sorted."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(schema.users.c.name).order_by(schema.users.c.name)).scalars())
+
+    def create_token(
+        self, user: str, *, role: str = "write", display_name: str | None = None, expires_at: dt.datetime | None = None
+    ) -> str:
+        """Create a token for ``user`` and return it; only its hash is stored."""
+        if role not in ("read", "write"):
+            raise errors.BadRequest(f"Invalid token role {role!r}: expected 'read' or 'write'")
+        token = "hf_" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(34))
+        t = schema.tokens
+        with self.engine.begin() as conn:
+            if not conn.execute(sa.select(schema.users.c.name).where(schema.users.c.name == user)).first():
+                raise errors.NotFound(f"User {user!r} does not exist")
+            count = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+            conn.execute(
+                t.insert().values(
+                    token_hash=secret_hash(token),
+                    user=user,
+                    role=role,
+                    display_name=display_name or f"{user}-{role}-{count + 1}",
+                    created_at=utcnow(),
+                    expires_at=expires_at,
+                )
+            )
+        return token
+
+    def token_info(self, token: str) -> TokenInfo | None:
+        """The user, role and name behind a live token, or None (unknown, expired or revoked)."""
+        t = schema.tokens
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.c.user, t.c.role, t.c.display_name, t.c.expires_at, t.c.revoked_at).where(
+                    t.c.token_hash == secret_hash(token)
+                )
+            ).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        if row.expires_at is not None and _aware(row.expires_at) <= utcnow():
+            return None
+        return TokenInfo(user=row.user, role=row.role, display_name=row.display_name)
+
+    def revoke_token(self, token: str) -> bool:
+        """Revoke a token; False when it is unknown or already revoked."""
+        t = schema.tokens
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                t.update()
+                .where(t.c.token_hash == secret_hash(token), t.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        return result.rowcount == 1
+
+    # ----------------------------------------------------------------- sessions
+
+    def create_session(self, user: str, *, role: str, ttl: dt.timedelta) -> str:
+        """Open a browser session for ``user`` with a token's ``role``; returns its opaque id (stored hashed)."""
+        session = secrets.token_urlsafe(32)
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(schema.sessions.delete().where(schema.sessions.c.expires_at < now))
+            conn.execute(
+                schema.sessions.insert().values(
+                    session_hash=secret_hash(session), user=user, role=role, created_at=now, expires_at=now + ttl
+                )
+            )
+        return session
+
+    def session_info(self, session: str) -> TokenInfo | None:
+        """Who a live session belongs to, with the role of the token it was opened with; None when ended."""
+        s = schema.sessions
+        query = sa.select(s.c.user, s.c.role, s.c.expires_at).where(s.c.session_hash == secret_hash(session))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None or _aware(row.expires_at) <= utcnow():
+            return None
+        return TokenInfo(user=row.user, role=row.role, display_name="web session")
+
+    def delete_session(self, session: str) -> None:
+        """End a session."""
+        with self.engine.begin() as conn:
+            conn.execute(schema.sessions.delete().where(schema.sessions.c.session_hash == secret_hash(session)))
+
+    # ----------------------------------------------------------------- repos
+
+    @staticmethod
+    def _meta(row) -> RepoMeta:
+        return RepoMeta(
+            ref=RepoRef(row.type, row.namespace, row.name),
+            private=bool(row.private),
+            created_at=_aware(row.created_at),
+            owner=row.owner,
+        )
+
+    def create_repo(
+        self, ref: RepoRef, *, owner: str, private: bool, created_at: dt.datetime | None = None
+    ) -> RepoMeta:
+        """Record a new repo; Conflict when one with the same id (in any letter case) exists."""
+        values = dict(
+            type=ref.type,
+            namespace=ref.namespace,
+            name=ref.name,
+            name_key=name_key(ref),
+            owner=owner,
+            private=bool(private),
+            created_at=created_at or utcnow(),
+        )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(schema.repos.insert().values(**values))
+        except IntegrityError:
+            raise errors.Conflict(f"You already created this {ref.type} repo: {ref.id}") from None
+        return self.get_repo(ref)
+
+    def get_repo(self, ref: RepoRef) -> RepoMeta:
+        """A repo's settings, looked up regardless of case; RepoNotFound when absent."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(schema.repos).where(schema.repos.c.name_key == name_key(ref))).first()
+        if row is None:
+            raise errors.RepoNotFound(f"Repository {ref.id} not found")
+        return self._meta(row)
+
+    def list_repos(self, repo_type: str, namespace: str | None = None) -> list[RepoMeta]:
+        """Every repo of a type, optionally within one namespace, sorted by id."""
+        r = schema.repos
+        query = sa.select(r).where(r.c.type == repo_type).order_by(r.c.namespace, r.c.name)
+        if namespace is not None:
+            query = query.where(r.c.namespace == namespace)
+        with self.engine.connect() as conn:
+            return [self._meta(row) for row in conn.execute(query)]
+
+    def update_repo(self, ref: RepoRef, *, private: bool | None = None) -> RepoMeta:
+        """Change a repo's settings."""
+        if private is not None:
+            r = schema.repos
+            with self.engine.begin() as conn:
+                result = conn.execute(r.update().where(r.c.name_key == name_key(ref)).values(private=bool(private)))
+            if result.rowcount == 0:
+                raise errors.RepoNotFound(f"Repository {ref.id} not found")
+        return self.get_repo(ref)
+
+    def delete_repo(self, ref: RepoRef) -> None:
+        """Forget a repo and what it owned."""
+        r = schema.repos
+        with self.engine.begin() as conn:
+            repo_id = conn.execute(sa.select(r.c.id).where(r.c.name_key == name_key(ref))).scalar()
+            if repo_id is None:
+                raise errors.RepoNotFound(f"Repository {ref.id} not found")
+            conn.execute(schema.repo_objects.delete().where(schema.repo_objects.c.repo_id == repo_id))
+            conn.execute(r.delete().where(r.c.id == repo_id))
+
+    # ----------------------------------------------------------------- object ownership
+
+    def _repo_id(self, conn: sa.Connection, ref: RepoRef) -> int:
+        repo_id = conn.execute(sa.select(schema.repos.c.id).where(schema.repos.c.name_key == name_key(ref))).scalar()
+        if repo_id is None:
+            raise errors.RepoNotFound(f"Repository {ref.id} not found")
+        return repo_id
+
+    def claim_object(self, ref: RepoRef, kind: str, oid: str) -> None:
+        """Record that ``ref`` may reference and serve object ``kind/oid`` (durable once this returns)."""
+        self.claim_objects(ref, kind, [oid])
+
+    def claim_objects(self, ref: RepoRef, kind: str, oids: Iterable[str]) -> None:
+        """Record ownership of several objects at once."""
+        wanted = set(oids)
+        if not wanted:
+            return
+        ro = schema.repo_objects
+        with self.engine.begin() as conn:
+            repo_id = self._repo_id(conn, ref)
+            have = set(
+                conn.execute(
+                    sa.select(ro.c.oid).where(ro.c.repo_id == repo_id, ro.c.kind == kind, ro.c.oid.in_(wanted))
+                ).scalars()
+            )
+            rows = [{"repo_id": repo_id, "kind": kind, "oid": oid} for oid in sorted(wanted - have)]
+            if rows:
+                try:
+                    conn.execute(ro.insert(), rows)
+                except IntegrityError:  # a concurrent claim of the same object: already owned
+                    pass
+
+    def owned_objects(self, ref: RepoRef, kind: str, oids: Iterable[str]) -> set[str]:
+        """The subset of ``oids`` that ``ref`` owns."""
+        wanted = list(set(oids))
+        if not wanted:
+            return set()
+        ro = schema.repo_objects
+        owned: set[str] = set()
+        with self.engine.connect() as conn:
+            repo_id = self._repo_id(conn, ref)
+            for i in range(0, len(wanted), 500):
+                batch = wanted[i : i + 500]
+                owned.update(
+                    conn.execute(
+                        sa.select(ro.c.oid).where(ro.c.repo_id == repo_id, ro.c.kind == kind, ro.c.oid.in_(batch))
+                    ).scalars()
+                )
+        return owned
+
+    # ----------------------------------------------------------------- scans
+
+    def get_scan(self, key: str) -> dict | None:
+        """A stored scan verdict."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(schema.scans.c.result).where(schema.scans.c.key == key)).scalar()
+
+    def put_scan(self, key: str, result: dict) -> None:
+        """Store a scan verdict (the first one stored wins)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(schema.scans.insert().values(key=key, result=result, scanned_at=utcnow()))
+        except IntegrityError:
+            pass
+
+    # ----------------------------------------------------------------- locks
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """An exclusive lock held by one thread of one process at a time, across every replica."""
+        with self._guard:
+            thread_lock = self._thread_locks.setdefault(name, threading.Lock())
+        with thread_lock:
+            if self.is_sqlite:
+                with self._file_lock(name):
+                    yield
+            else:
+                with self._advisory_lock(name):
+                    yield
+
+    @contextlib.contextmanager
+    def _file_lock(self, name: str) -> Iterator[None]:
+        assert self._lock_dir is not None, "SQLite metadata needs a lock directory"
+        self._lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_dir / f"{hashlib.sha1(name.encode()).hexdigest()}.lock", "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _advisory_lock(self, name: str) -> Iterator[None]:
+        key = int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big", signed=True)
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()

@@ -1,0 +1,100 @@
+"""Rendering for the web pages: templates, Markdown model cards, highlighted code, diffs, remote-code rows."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import jinja2
+from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_for_filename
+from pygments.util import ClassNotFound
+
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+_HERE = Path(__file__).parent
+STATIC = _HERE / "static"
+
+templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(_HERE / "templates"),
+    autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+    undefined=jinja2.StrictUndefined,
+)
+templates.filters["q"] = lambda value: quote(str(value), safe="")
+templates.filters["qpath"] = lambda value: quote(str(value), safe="/")
+markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+pygments_css = HtmlFormatter().get_style_defs(".highlight")
+
+
+def front_matter_split(text: str) -> tuple[str, str]:
+    """Split a model card into its YAML header and Markdown body."""
+    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", text, re.S)
+    return (match.group(1), text[match.end() :]) if match else ("", text)
+
+
+def remote_code_entries(config: dict, repo_id: str) -> list[dict]:
+    """What `trust_remote_code=True` would run: one row per `auto_map` class, cross-repo references marked."""
+    rows = []
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if not isinstance(auto_map, dict):
+        return rows
+    for auto_class, references in auto_map.items():
+        for reference in references if isinstance(references, list) else [references]:
+            if not isinstance(reference, str) or not reference:
+                continue
+            repo, _, target = reference.rpartition("--")
+            module, _, class_name = target.rpartition(".")
+            rows.append(
+                {
+                    "auto_class": auto_class,
+                    "repo": repo or repo_id,
+                    "external": bool(repo) and repo != repo_id,
+                    "linkable": not repo or bool(_REPO_ID.fullmatch(repo)),
+                    "file": module.replace(".", "/") + ".py",
+                    "class_name": class_name,
+                }
+            )
+    return rows
+
+
+def highlight_code(path: str, text: str) -> str | None:
+    try:
+        lexer = get_lexer_for_filename(path, stripnl=False)
+    except ClassNotFound:
+        return None
+    return highlight(text, lexer, HtmlFormatter(linenos="table", cssclass="highlight"))
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+templates.filters["size"] = _human_size
+
+
+def diff_lines(text: str) -> list[tuple[str, str]]:
+    """A unified diff as (css class, line) pairs."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(("+++", "---")):
+            kind = "meta"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        out.append((kind, line))
+    return out
+
+
+CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'"
