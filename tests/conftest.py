@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -18,3 +20,38 @@ def tiny_config() -> ResnetConfig:
 def images() -> torch.Tensor:
     """A fixed batch of 3-channel images."""
     return torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--hub-backend postgres-s3`` runs every hub on PostgreSQL + an S3-API server instead of SQLite + a folder."""
+    parser.addoption(
+        "--hub-backend",
+        choices=("default", "postgres-s3"),
+        default=os.environ.get("HUB_TEST_BACKEND", "default"),
+        help="metadata and object store of the hubs under test (default: SQLite + local directory)",
+    )
+
+
+@pytest.fixture(scope="session")
+def hub_backends(request: pytest.FixtureRequest):
+    """PostgreSQL and an S3-API server for the session, or None with the default backend."""
+    if request.config.getoption("--hub-backend") != "postgres-s3":
+        yield None
+        return
+    from backends import Backends
+
+    backends = Backends()
+    os.environ.update(backends.s3.env())
+    try:
+        yield backends
+    finally:
+        backends.stop()
+
+
+@pytest.fixture(autouse=True)
+def _hub_backend_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``--hub-backend postgres-s3``, every hub a test starts (in-process or not) gets a fresh database
+    and object-store prefix through the ``HUB_*`` variables."""
+    if request.config.getoption("--hub-backend") == "postgres-s3":
+        for key, value in request.getfixturevalue("hub_backends").hub_env().items():
+            monkeypatch.setenv(key, value)

@@ -6,15 +6,19 @@ import itertools
 
 import pytest
 
-from hub_server import running_hub
+from hub_server import HubSettings, running_hub
 
 _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory):
+def hub(tmp_path_factory, hub_backends):
     """A hub served in-process for the whole session (each test uses its own repos)."""
-    with running_hub(tmp_path_factory.mktemp("hub-root")) as running:
+    settings = None
+    if hub_backends is not None:
+        env = hub_backends.hub_env()
+        settings = HubSettings(database_url=env["HUB_DATABASE_URL"], object_store=env["HUB_OBJECT_STORE"])
+    with running_hub(tmp_path_factory.mktemp("hub-root"), settings=settings) as running:
         yield running
 
 

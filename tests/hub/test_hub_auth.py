@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx2 as httpx
 import pytest
+import sqlalchemy as sa
 from hubtools import client_env, run_cli
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+from hub_server.storage import schema
 
 
 def test_hf_auth_login_and_whoami(hub, alice, tmp_path):
@@ -95,6 +100,8 @@ def test_visibility_can_change(make_api, alice, repo_name):
 
 
 def test_tokens_are_stored_hashed(hub, alice):
-    stored = b"".join(p.read_bytes() for p in hub.storage.root.glob("hub.db*"))
-    assert stored and alice.encode() not in stored
+    with hub.storage.meta.engine.connect() as conn:
+        rows = [" ".join(map(str, row)) for row in conn.execute(sa.select(schema.tokens))]
+    assert rows and not any(alice in row for row in rows)
+    assert any(hashlib.sha256(alice.encode()).hexdigest() in row for row in rows)
     assert hub.storage.token_info(alice).user == "alice"

@@ -29,6 +29,14 @@ def default_database_url(root: Path) -> str:
     return f"sqlite:///{root / 'hub.db'}"
 
 
+def normalize_url(url: str) -> str:
+    """``postgresql://`` / ``postgres://`` use the psycopg (3) driver; other URLs are SQLAlchemy's own."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
 def _engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -81,7 +89,7 @@ def migrate(engine: sa.Engine, store: SqlMetadataStore) -> None:
 def open_metadata(url: str, *, lock_dir: Path) -> SqlMetadataStore:
     """Connect, migrate and return the metadata store; ConfigurationError with one clear line on failure."""
     try:
-        engine = _engine(url)
+        engine = _engine(normalize_url(url))
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise ConfigurationError(f"invalid database URL {_describe(url)}: {exc}") from None
     store = SqlMetadataStore(engine, lock_dir=lock_dir)

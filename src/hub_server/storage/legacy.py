@@ -3,7 +3,7 @@
 Such a directory keeps users and token hashes in ``users.json``, each repo's settings in
 ``<repo>.git/hub.json``, LFS ownership as marker files in ``<repo>.git/hub-lfs/``, scan verdicts in
 ``scans/<key>.json`` and LFS objects in ``lfs/``. On first start they are copied into the database (a
-backup of every file read is kept in ``backup-pre-sql/``), LFS objects move to ``objects/lfs/``, and
+backup of every file read is kept in ``backup-pre-sql/``), LFS objects move into the object store, and
 ownership of repos never indexed is derived from their history. Every step can be repeated safely, so an
 interrupted upgrade completes on the next start.
 """
@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import errors
 from . import schema
+from .interfaces import ObjectStore
 from .models import RepoRef
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def import_legacy_data(storage: HubStorage) -> None:
         backup = root / BACKUP
         backup.mkdir(exist_ok=True)
         _import_users(storage, root, backup)
-        _move_objects(root, storage.root / "objects")
+        _move_objects(root, storage.objects)
         for ref, repo_dir in _legacy_repos(root):
             _import_repo(storage, ref, repo_dir, backup)
         _import_scans(storage, root, backup)
@@ -87,22 +88,14 @@ def _import_users(storage: HubStorage, root: Path, backup: Path) -> None:
     os.replace(path, backup / "users.json")
 
 
-def _move_objects(root: Path, objects_root: Path) -> None:
-    """``<root>/lfs`` becomes ``<objects>/lfs`` (a rename on one filesystem; a merge when both exist)."""
+def _move_objects(root: Path, objects: ObjectStore) -> None:
+    """Objects of ``<root>/lfs/ab/cd/<oid>`` go into the object store (a rename for a local store)."""
     old = root / "lfs"
     if not old.is_dir():
         return
-    new = objects_root / "lfs"
-    if not new.exists():
-        new.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(old, new)
-        return
     for path in sorted(old.rglob("*")):
-        if path.is_file():
-            target = new / path.relative_to(old)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
-                os.replace(path, target)
+        if path.is_file() and len(path.name) == 64:
+            objects.put_file(f"lfs/{path.name}", path)
     shutil.rmtree(old, ignore_errors=True)
 
 

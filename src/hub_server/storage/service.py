@@ -51,6 +51,19 @@ def lfs_key(oid: str) -> str:
     return f"{LFS}/{oid}"
 
 
+def open_object_store(spec: str | None, root: Path) -> ObjectStore:
+    """The object store a setting names: ``s3://bucket/prefix``, a directory, or (None) ``<root>/objects``."""
+    if spec is None:
+        return LocalObjectStore(root / "objects")
+    if spec.startswith("s3://"):
+        from .objects_s3 import S3ObjectStore
+
+        return S3ObjectStore(spec)
+    if "://" in spec and not spec.startswith("file://"):
+        raise errors.BadRequest(f"Invalid object store {spec!r}: expected s3://bucket/prefix or a directory")
+    return LocalObjectStore(Path(spec.removeprefix("file://")).expanduser())
+
+
 def _process_tmp(root: Path) -> Path:
     """A temp folder owned by this process; folders of dead processes on this host are removed."""
     base = root / "tmp"
@@ -101,7 +114,7 @@ class HubStorage:
         self.meta: MetadataStore = meta or open_metadata(
             settings.database_url or default_database_url(self.root), lock_dir=self.root / "locks"
         )
-        self.objects: ObjectStore = objects or LocalObjectStore(settings.object_store or self.root / "objects")
+        self.objects: ObjectStore = objects or open_object_store(settings.object_store, self.root)
         self.repos = GitRepoStore(self.root / "repos", tmp_dir=lambda: self.tmp, lock=self.meta.lock)
         self.signer = Signer(settings.signing_secret())
         import_legacy_data(self)
@@ -187,6 +200,12 @@ class HubStorage:
         if not _HEX64.match(oid) or not self.meta.owned_objects(ref, LFS, [oid]):
             return None
         return self.lfs_size(oid)
+
+    def lfs_download_url(self, ref: RepoRef, oid: str, expires_in: int = 3600) -> str | None:
+        """A direct URL from the object store for an LFS object ``ref`` owns there, or None to stream it."""
+        if not self.meta.owned_objects(ref, LFS, [oid]):
+            return None
+        return self.objects.url_for(lfs_key(oid), expires_in=expires_in)
 
     def lfs_import(self, staged: StagedFile, oid: str, size: int, ref: RepoRef) -> None:
         """Store an uploaded LFS object after checking its sha256 and size; ``ref`` owns it afterwards."""

@@ -64,6 +64,11 @@ def resolve(request: Request, repo: ReadableFileRepo, revision: str, path: str, 
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1 if size else 0)
     media_type = safe_media_type(path)
+    if request.method == "GET" and entry.lfs is not None:
+        direct = storage.lfs_download_url(repo, entry.lfs.oid)
+        if direct is not None:  # the object store serves the bytes; the client keeps these headers
+            kept = {k: v for k, v in headers.items() if k not in ("Content-Length", "Content-Range")}
+            return Response(status_code=302, headers={**kept, "Location": direct})
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=media_type)
     stream = storage.iter_entry(repo, entry, start, end + 1) if size else iter([b""])

@@ -53,8 +53,11 @@ def _object_item(request: Request, state, ref: RepoRef, operation: str, oid: str
     elif not stored:
         item["error"] = {"code": 404, "message": "Object does not exist"}
     else:
-        query = urlencode({"size": size, "ticket": storage.signer.sign(_download_message(storage, ref, oid, size))})
-        item["actions"] = {"download": {"href": f"{href}/objects/{oid}?{query}", "expires_in": 3600}}
+        direct = storage.lfs_download_url(ref, oid)
+        if direct is None:
+            ticket = storage.signer.sign(_download_message(storage, ref, oid, size))
+            direct = f"{href}/objects/{oid}?{urlencode({'size': size, 'ticket': ticket})}"
+        item["actions"] = {"download": {"href": direct, "expires_in": 3600}}
     return item
 
 
