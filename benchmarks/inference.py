@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
-import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,7 +12,7 @@ import torch
 from torch import nn
 
 from resnet_model import ResnetModelForImageClassification
-from resnet_toolkit.fastpath import choose, detect_capabilities, optimize_for_inference, top1_agreement
+from resnet_toolkit.fastpath import ENGINES, detect_capabilities, engine_models, optimize_for_inference, top1_agreement
 
 from .common import calibrated_timm_model, interleave, sample_images, synchronize
 
@@ -39,56 +36,6 @@ class Contender:
     compare: bool = False  # top-1 agreement against our fp32 eager predictions is measured
 
 
-class _Logits(nn.Module):
-    """Our classifier reduced to `pixel_values -> logits`, for export."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixel_values, return_dict=False)[0]
-
-
-def onnx_runner(model: nn.Module, example: torch.Tensor, workdir: str) -> tuple[Callable, float]:
-    """Export `model` to ONNX with a dynamic batch axis and return an ONNX Runtime runner and the export seconds."""
-    import onnxruntime as ort
-
-    path = os.path.join(workdir, "model.onnx")
-    start = time.perf_counter()
-    module = _Logits(copy.deepcopy(model).float().eval())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:  # the TorchScript exporter is several times faster to run than the dynamo one
-            torch.onnx.export(
-                module,
-                (example,),
-                path,
-                input_names=["pixel_values"],
-                output_names=["logits"],
-                dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}},
-                dynamo=False,
-            )
-        except Exception:  # noqa: BLE001 - fall back to the dynamo exporter
-            batch = torch.export.Dim("batch")
-            torch.onnx.export(
-                module, (example,), path, dynamic_shapes={"pixel_values": {0: batch}}, dynamo=True, verbose=False
-            )
-    seconds = time.perf_counter() - start
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # no busy-waiting between runs: spinning threads would steal the CPU from the contenders timed next
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {name: x.contiguous().numpy()})[0])
-
-    return run, seconds
-
-
 def hf_resnet(name: str) -> tuple[str, nn.Module] | None:
     """Transformers' built-in ResNet of the same depth (random weights), or None if it has no counterpart."""
     if name not in HF_RESNET:
@@ -109,8 +56,59 @@ def timm_wrapper(name: str, timm_model: nn.Module) -> nn.Module:
     return wrapper.eval()
 
 
+def engine_keys(device: str, *, use_compile: bool, use_onnx: bool) -> list[str]:
+    """The engines timed one by one: every fp32 one, bf16 where native, int8 (opt-in, shown), compile if asked."""
+    native_bf16 = detect_capabilities(device).bf16
+    keys = []
+    for key, engine in ENGINES.items():
+        if key == "eager-fp32" or (engine.precision == "bf16" and not native_bf16):
+            continue  # ours eager fp32 is the reference row; emulated bf16 is several times slower than fp32
+        if (engine.engine == "torch-compile" and not use_compile) or (engine.exported and not use_onnx):
+            continue
+        keys.append(key)
+    return keys
+
+
+def fast_contenders(
+    ours: nn.Module,
+    images: torch.Tensor,
+    facts: dict,
+    contenders: list[Contender],
+    *,
+    device: str,
+    use_compile: bool,
+    use_onnx: bool,
+) -> None:
+    """Our engines one by one (one export for all), then `optimize_for_inference`'s automatic choice."""
+    parity = images[:16]
+    start = time.perf_counter()
+    built = engine_models(
+        copy.deepcopy(ours),
+        engine_keys(device, use_compile=use_compile, use_onnx=use_onnx),
+        images=parity,
+        device=device,
+    )
+    facts["engines_setup_s"] = round(time.perf_counter() - start, 1)
+    facts["engines_skipped"] = {k: v for k, v in built.items() if isinstance(v, str)}
+    for key, fast in built.items():
+        if isinstance(fast, str):
+            continue
+        facts.setdefault("engine_setup_s", {})[key] = fast.choice.setup_s
+        engine = ENGINES[key]
+        label = f"ours {engine.describe()}" + (" (opt-in)" if engine.opt_in else "")
+        contenders.append(Contender(f"ours_{key}", label, lambda x, fast=fast: fast(x).logits, compare=True))
+    start = time.perf_counter()
+    auto = optimize_for_inference(copy.deepcopy(ours), images=parity, device=device, cache=False)
+    facts["auto_first_call_s"] = round(time.perf_counter() - start, 1)
+    facts["auto_choice"] = {str(b): c.as_dict() for b, c in auto.choices.items()}
+    picked = ", ".join(f"b{b}: {ENGINES[c.engine].describe()}" for b, c in auto.choices.items())
+    contenders.append(
+        Contender("ours_auto", f"ours fast path, automatic ({picked})", lambda x: auto(x).logits, compare=True)
+    )
+
+
 def build_contenders(
-    name: str, images: torch.Tensor, *, device: str, use_compile: bool, use_onnx: bool, workdir: str
+    name: str, images: torch.Tensor, *, device: str, use_compile: bool, use_onnx: bool
 ) -> tuple[list[Contender], dict]:
     """Every way of running `name` that the table compares, plus facts about how they were built."""
     facts: dict = {}
@@ -146,36 +144,7 @@ def build_contenders(
             )
         )
 
-    capabilities = detect_capabilities(device)
-    auto = choose(capabilities)
-    if not use_compile:
-        auto = choose(capabilities, compile=False)
-    facts["auto_choice"] = auto.as_dict()
-    settings = [(True, False, False), (True, True, False)]
-    if use_compile:
-        settings.append((True, True, True))
-    auto_setting = (auto.channels_last, auto.bf16, auto.compile)
-    if auto_setting not in settings and any(auto_setting):
-        settings.append(auto_setting)
-    for channels_last, bf16, compiled in settings:
-        fast = optimize_for_inference(
-            copy.deepcopy(ours), channels_last=channels_last, bf16=bf16, compile=compiled, device=device
-        )
-        parts = [p for p, on in (("bf16", bf16), ("channels_last", channels_last), ("compile", compiled)) if on]
-        label = "ours " + "+".join(parts)
-        if (channels_last, bf16, compiled) == auto_setting:
-            label += " (fastpath auto)"
-        key = "ours_" + "_".join(parts)
-        contenders.append(Contender(key, label, lambda x, fast=fast: fast(x).logits, compare=True))
-    unfolded = optimize_for_inference(
-        copy.deepcopy(ours), channels_last=True, bf16=auto.bf16, compile=False, fold_bn=False, device=device
-    )
-    label = "ours " + ("bf16+" if auto.bf16 else "") + "channels_last, BatchNorm not folded"
-    contenders.append(Contender("ours_unfolded", label, lambda x: unfolded(x).logits, compare=True))
-    if use_onnx and device == "cpu":
-        run, seconds = onnx_runner(ours, images[:1].to(device), workdir)
-        facts["onnx_export_s"] = round(seconds, 1)
-        contenders.append(Contender("ours_onnxruntime", "ours ONNX Runtime fp32", run, compare=True))
+    fast_contenders(ours, images, facts, contenders, device=device, use_compile=use_compile, use_onnx=use_onnx)
     facts["_ours"] = ours
     facts["_timm"] = timm_model
     return contenders, facts
@@ -256,44 +225,41 @@ def run_inference(
 ) -> dict:
     """Throughput of every contender for each model and batch size, as medians and paired ratios."""
     results: dict = {}
-    with tempfile.TemporaryDirectory() as workdir:
-        for name in names:
-            log(f"[inference] {name}: building contenders")
-            contenders, facts = build_contenders(
-                name, images, device=device, use_compile=use_compile, use_onnx=use_onnx, workdir=workdir
-            )
-            ours = facts.pop("_ours")
-            facts.pop("_timm")
-            entry: dict = {"facts": facts, "contenders": {c.key: c.label for c in contenders}}
-            log(f"[inference] {name}: agreement on {len(images)} images (also warms up batch 8)")
-            entry["agreement"] = agreement_pass(contenders, images, device)
-            if device == "cpu":
-                entry["wrapper_overhead"] = wrapper_overhead(ours, rounds=rounds)
-            entry["batches"] = {}
-            for batch in batches:
-                x = images[:batch].to(device)
-                first_call = {}
-                for contender in contenders:  # warm-up; compiles each new shape
-                    start = time.perf_counter()
-                    contender.run(x)
-                    first_call[contender.key] = time.perf_counter() - start
-                    contender.run(x)
+    for name in names:
+        log(f"[inference] {name}: building contenders")
+        contenders, facts = build_contenders(name, images, device=device, use_compile=use_compile, use_onnx=use_onnx)
+        ours = facts.pop("_ours")
+        facts.pop("_timm")
+        entry: dict = {"facts": facts, "contenders": {c.key: c.label for c in contenders}}
+        log(f"[inference] {name}: agreement on {len(images)} images (also warms up batch 8)")
+        entry["agreement"] = agreement_pass(contenders, images, device)
+        if device == "cpu":
+            entry["wrapper_overhead"] = wrapper_overhead(ours, rounds=rounds)
+        entry["batches"] = {}
+        for batch in batches:
+            x = images[:batch].to(device)
+            first_call = {}
+            for contender in contenders:  # warm-up; compiles each new shape
                 start = time.perf_counter()
-                contenders[0].run(x)
-                calls = max(1, round(target_s / max(time.perf_counter() - start, 1e-6)))
-                log(f"[inference] {name} batch {batch}: {rounds} rounds x {calls} calls")
-                timing = interleave(
-                    {c.key: functools.partial(c.run, x) for c in contenders}, rounds=rounds, calls=calls, device=device
-                )
-                entry["batches"][str(batch)] = {
-                    "calls_per_round": calls,
-                    "first_call_s": {k: round(v, 3) for k, v in first_call.items()},
-                    "seconds_per_call": timing.seconds,
-                    "img_per_s": {c.key: batch / timing.median(c.key) for c in contenders},
-                    "ratio_vs_timm": {c.key: timing.ratio(c.key, "timm") for c in contenders},
-                    "ratio_vs_timm_range": {c.key: timing.ratio_spread(c.key, "timm") for c in contenders},
-                    "ours_ratio_vs": {c.key: timing.ratio("ours", c.key) for c in contenders},
-                    "best_round_ratio_vs_timm": {c.key: timing.best_ratio(c.key, "timm") for c in contenders},
-                }
-            results[name] = entry
+                contender.run(x)
+                first_call[contender.key] = time.perf_counter() - start
+                contender.run(x)
+            start = time.perf_counter()
+            contenders[0].run(x)
+            calls = max(1, round(target_s / max(time.perf_counter() - start, 1e-6)))
+            log(f"[inference] {name} batch {batch}: {rounds} rounds x {calls} calls")
+            timing = interleave(
+                {c.key: functools.partial(c.run, x) for c in contenders}, rounds=rounds, calls=calls, device=device
+            )
+            entry["batches"][str(batch)] = {
+                "calls_per_round": calls,
+                "first_call_s": {k: round(v, 3) for k, v in first_call.items()},
+                "seconds_per_call": timing.seconds,
+                "img_per_s": {c.key: batch / timing.median(c.key) for c in contenders},
+                "ratio_vs_timm": {c.key: timing.ratio(c.key, "timm") for c in contenders},
+                "ratio_vs_timm_range": {c.key: timing.ratio_spread(c.key, "timm") for c in contenders},
+                "ours_ratio_vs": {c.key: timing.ratio("ours", c.key) for c in contenders},
+                "best_round_ratio_vs_timm": {c.key: timing.best_ratio(c.key, "timm") for c in contenders},
+            }
+        results[name] = entry
     return results

@@ -9,7 +9,8 @@ from test_image_processor import sample_images
 from transformers import AutoImageProcessor
 
 from resnet_model import ResnetConfig, ResnetModelForImageClassification
-from resnet_toolkit.export import export_onnx, export_program, onnx_logits
+from resnet_toolkit.export import export_onnx, export_program, onnx_logits, quantize_onnx
+from resnet_toolkit.samples import sample_images as photo_crops
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +34,31 @@ def tiny(tmp_path_factory):
     return root, model, pixels, logits
 
 
-def test_onnx_runtime_matches_eager(tiny, tmp_path):
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_onnx_runtime_matches_eager(tiny, tmp_path, exporter):
     _, model, pixels, logits = tiny
-    path = export_onnx(model, tmp_path / "model.onnx", image_size=64)
+    path = export_onnx(model, tmp_path / "model.onnx", image_size=64, exporter=exporter)
     got = onnx_logits(path, pixels)
     assert got.shape == logits.shape  # batch of 6, exported with an example batch of 2
     assert (got - logits).abs().max().item() <= 1e-4
+    assert not model.training  # exporting leaves the model in eval mode
+
+
+def test_unknown_exporter_is_refused(tiny, tmp_path):
+    with pytest.raises(ValueError, match="exporter must be one of 'dynamo', 'torchscript'; got 'tvm'"):
+        export_onnx(tiny[1], tmp_path / "model.onnx", exporter="tvm")
+
+
+def test_int8_onnx_keeps_most_predictions(tiny, tmp_path):
+    _, model, pixels, logits = tiny
+    path = export_onnx(model, tmp_path / "model.onnx", image_size=64, exporter="torchscript")
+    calibration = photo_crops(16, 64, seed=1)
+    int8 = quantize_onnx(path, tmp_path / "model-int8.onnx", calibration)
+    got = onnx_logits(int8, pixels)
+    assert got.shape == logits.shape and int8.stat().st_size < path.stat().st_size
+    assert (got - logits).abs().max().item() <= 0.25 * logits.abs().max().item()  # the int8 engine's tolerance
+    with pytest.raises(ValueError, match="calibration_images must be a non-empty"):
+        quantize_onnx(path, tmp_path / "x.onnx", calibration[0])
 
 
 def test_torch_export_matches_eager(tiny):
@@ -69,6 +89,7 @@ def test_device_map_auto_loads_the_same_model(tiny):
         assert torch.equal(model(pixel_values=pixels).logits, logits)
 
 
+@pytest.mark.slow  # tens of seconds where the CPU has no native bf16 (emulated)
 def test_bf16_model_keeps_fp32_top1(tmp_path):
     """A ResNet-18 whose head is fitted in fp32 (one prototype per image) keeps its top-1 when loaded in bf16."""
     torch.manual_seed(0)
