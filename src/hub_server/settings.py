@@ -31,7 +31,16 @@ class HubSettings(BaseSettings):
     secret_key: SecretStr | None = Field(
         None, description="signing secret shared by replicas; default <root>/secret.key"
     )
-    scan_uploads: bool = Field(True, description="refuse uploads whose pickles import dangerous globals")
+    scan_uploads: bool = Field(
+        True, description="refuse uploads whose pickles name globals outside the allow-list (or cannot be scanned)"
+    )
+    scan_timeout: float = Field(120.0, gt=0, description="seconds (wall clock and CPU) one file's scan may take")
+    scan_memory_mb: int = Field(1024, ge=128, description="address space of the scanning subprocess, in MiB")
+    scan_max_bytes: int = Field(4 * GiB, ge=1, description="bytes a scan may decompress out of one file")
+    scan_workers: int = Field(2, ge=1, le=64, description="scans running at once in one server process")
+    header_timeout: float = Field(20.0, gt=0, description="seconds a client has to send a request's headers")
+    max_commit_operations: int = Field(25_000, ge=1, description="file operations in one commit")
+    max_path_depth: int = Field(64, ge=1, description="folders a file path may be nested in")
     lfs_mode: Literal["auto", "always", "never"] = Field(
         "auto", description="which clients are offered LFS uploads: auto = huggingface_hub 0.x only"
     )

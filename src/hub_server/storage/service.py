@@ -325,49 +325,42 @@ class HubStorage:
     # ----------------------------------------------------------------- scanning
 
     def _scan_operations(self, ref: RepoRef, operations: list[Operation]) -> None:
-        unsafe = []
+        results = []
         for op in operations:
-            if not scanning.should_scan(op.path) or not isinstance(op, AddFile | AddLfsFile):
-                continue
             if isinstance(op, AddFile):
-                result = self._scan(op.content.sha256, op.content.path, op.path)
+                record = self.scan_file(op.content.sha256, op.content.path)
                 if op.content.size < self.settings.lfs_threshold:  # also findable under its git blob id
-                    data = op.content.path.read_bytes()
-                    self.meta.put_scan(hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest(), result)
+                    scanning.record_blob(self.meta, scanning.git_blob_id(op.content.path), record)
+            elif isinstance(op, AddLfsFile):
+                record = self.scan_object(ref, op.oid)
             else:
-                result = self._scan_object(op.oid, op.path)
-            if result["status"] == "unsafe":
-                dangerous = [f"{g['module']}.{g['name']}" for g in result["imports"] if g["safety"] == "dangerous"]
-                unsafe.append(f"{op.path} (dangerous imports: {', '.join(dangerous)})")
-        if unsafe and self.settings.scan_uploads:
-            raise errors.UnsafeFile("Upload refused by the pickle scanner: " + "; ".join(unsafe))
+                continue
+            results.append((op.path, record))
+        scanning.refuse_if_unsafe(results, enforce=self.settings.scan_uploads)
 
-    def _scan(self, key: str, file_path: Path, repo_path: str) -> dict:
-        cached = self.meta.get_scan(key)
-        if cached is None:
-            cached = scanning.scan_file(file_path, repo_path)
-            self.meta.put_scan(key, cached)
-        return cached
+    def scan_file(self, sha256: str, path: Path) -> dict:
+        """The scan verdict on content (its sha256) held in a local file: the hook every upload path calls."""
+        limits = scanning.limits_from(self.settings)
+        return scanning.scan_content(self.meta, sha256, path, limits=limits, tmp_dir=self.tmp)
 
-    def _scan_object(self, oid: str, repo_path: str) -> dict:
-        cached = self.meta.get_scan(oid)
+    def scan_object(self, ref: RepoRef, oid: str) -> dict:
+        """The scan verdict on a stored object ``ref`` may reference."""
+        cached = scanning.cached_verdict(self.meta, oid)
         if cached is not None:
             return cached
-        local = self.objects.local_path(lfs_key(oid))
+        local = self.objects.local_path(lfs_key(oid)) if self.meta.owned_objects(ref, LFS, [oid]) else None
         if local is not None:
-            return self._scan(oid, local, repo_path)
+            return self.scan_file(oid, local)
         tmp = self.new_temp_path(".scan")
         try:
             with open(tmp, "wb") as fh:
                 for chunk in self.objects.iter_range(lfs_key(oid)):
                     fh.write(chunk)
-            return self._scan(oid, tmp, repo_path)
+            return self.scan_file(oid, tmp)
         finally:
             tmp.unlink(missing_ok=True)
 
     def scan_status(self, entry: TreeEntry) -> dict:
         """The scan record of a file: ``{"status", "imports"}`` (status "safe", "unsafe", "suspicious",
-        "error", "unscanned" or "not-applicable")."""
-        if entry.type != "file" or not scanning.should_scan(entry.path):
-            return {"status": "not-applicable", "imports": []}
-        return self.meta.get_scan(entry.etag) or {"status": "unscanned", "imports": []}
+        "error", "unscanned" or "not-applicable"); only "safe" and "not-applicable" read as safe."""
+        return scanning.entry_status(self.meta, entry)

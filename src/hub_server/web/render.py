@@ -79,6 +79,17 @@ def _human_size(size: int) -> str:
 templates.filters["size"] = _human_size
 
 
+def _imports(imports: list[dict]) -> str:
+    """A scan's imports as text: ``module.name``, with its safety unless allow-listed."""
+    return ", ".join(
+        f"{i['module']}.{i['name']}" + ("" if i.get("safety") == "innocuous" else f" ({i.get('safety')})")
+        for i in imports
+    )
+
+
+templates.filters["imports"] = _imports
+
+
 def diff_lines(text: str) -> list[tuple[str, str]]:
     """A unified diff as (css class, line) pairs."""
     out = []
