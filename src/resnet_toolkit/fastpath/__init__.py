@@ -20,17 +20,12 @@ from .calibration import AGREEMENT_FLOOR, FastPathChoice, Parity, cache_dir, top
 from .capabilities import Capabilities, TorchSettings, choose, cpu_flags, cpu_model, detect_capabilities
 from .engines import ENGINE_NAMES, ENGINES, PRECISIONS, Engine, library_versions
 from .folding import fold_batchnorm
-from .model import (
-    EngineUnavailable,
-    FastModel,
-    accelerate_pipeline,
-    check_engines,
-    engine_models,
-    optimize_for_inference,
-)
+from .model import EngineUnavailable, FastModel, check_engines, engine_models, optimize_for_inference
+from .serving import FAST_PATH_MIN_IMAGES, accelerate_pipeline, batched_logits
 
 __all__ = [
     "AGREEMENT_FLOOR",
+    "FAST_PATH_MIN_IMAGES",
     "ENGINES",
     "ENGINE_NAMES",
     "PRECISIONS",
@@ -42,6 +37,7 @@ __all__ = [
     "Parity",
     "TorchSettings",
     "accelerate_pipeline",
+    "batched_logits",
     "cache_dir",
     "check_engines",
     "choose",

@@ -13,7 +13,7 @@ from torch import nn
 
 from . import capabilities as caps
 from .folding import fold_batchnorm
-from .runners import Exports, OnnxRuntimeRunner, OpenVINORunner, Runner, TorchRunner
+from .runners import Exports, OnnxRuntimeRunner, OpenVINORunner, Runner, TorchRunner, openvino_core
 
 PRECISIONS = ("fp32", "bf16", "int8")
 COMPILE_OPT_IN = "compiles for tens of seconds per input shape; ask for it by name"
@@ -84,9 +84,7 @@ def _installed(module: str) -> bool:
 @functools.lru_cache(maxsize=1)
 def openvino_capabilities() -> frozenset[str]:
     """OpenVINO's CPU optimisation capabilities (FP32, BF16, INT8, …); empty if OpenVINO has no CPU device."""
-    import openvino as ov
-
-    core = ov.Core()
+    core = openvino_core()
     if "CPU" not in core.available_devices:
         return frozenset()
     return frozenset(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))

@@ -432,12 +432,3 @@ class FastModel(nn.Module):
         if self.kind == "logits":
             return ImageClassifierOutputWithNoAttention(logits=tensor)
         return BaseModelOutputWithPoolingAndNoAttention(pooler_output=tensor)
-
-
-def accelerate_pipeline(pipe: Any, **options: Any) -> Any:
-    """Run a Transformers image pipeline's model on its fast path (options as for `optimize_for_inference`)."""
-    if not isinstance(getattr(pipe, "model", None), nn.Module):
-        raise ValueError("accelerate_pipeline needs a Transformers pipeline whose `model` is a torch module")
-    if not isinstance(pipe.model, FastModel):
-        pipe.model = optimize_for_inference(pipe.model, **options)
-    return pipe

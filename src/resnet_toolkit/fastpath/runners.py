@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -101,15 +102,21 @@ class OnnxRuntimeRunner(Runner):
 OPENVINO_PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: quantized ops run in int8
 
 
+@functools.lru_cache(maxsize=1)
+def openvino_core() -> Any:
+    """One OpenVINO runtime for the process: its models share one CPU thread pool."""
+    import openvino as ov
+
+    return ov.Core()
+
+
 class OpenVINORunner(Runner):
     """An ONNX file compiled by OpenVINO for the CPU (latency hint), a static-shape graph per calibrated batch."""
 
     def __init__(
         self, path: str | os.PathLike, input_shape: tuple[int, ...], threads: int, precision: str, batches: list[int]
     ):
-        import openvino as ov
-
-        self.core = ov.Core()
+        self.core = openvino_core()
         self.model = self.core.read_model(str(path))
         self.input_shape = input_shape
         self.config = {
