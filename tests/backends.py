@@ -251,3 +251,28 @@ def nginx(upstreams: list[int]) -> Iterator[Nginx]:
         yield balancer
     finally:
         balancer.stop()
+
+
+def start_hub(root: Path, port: int, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python -m hub_server serve`` in a child process; returns once it answers on ``port``."""
+    import sys
+
+    import httpx2 as httpx
+
+    command = [sys.executable, "-m", "hub_server", "serve", "--root", str(root), "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--log-level", "warning", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"http://127.0.0.1:{port}/api/models", timeout=1).status_code == 200:
+                return proc
+        if proc.poll() is not None:
+            raise RuntimeError(proc.stderr.read().decode())
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the hub did not start")

@@ -7,54 +7,17 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from backends import free_port, start_hub
 from hubtools import git_fsck
 from huggingface_hub import HfApi
 
 from hub_server import HubStorage, RepoRef
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(root: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hub_server",
-            "serve",
-            "--root",
-            str(root),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/models", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode())
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 def _body(data: bytes, kill_after: int | None, pid: int | None):
@@ -84,9 +47,9 @@ def test_kill_during_large_upload(tmp_path):
         .stdout.strip()
         .splitlines()[-1]
     )
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = _start(root, port)
+    proc = start_hub(root, port)
     try:
         api = HfApi(endpoint=url, token=token)
         api.create_repo("crash")
@@ -104,7 +67,7 @@ def test_kill_during_large_upload(tmp_path):
         left = {p for p in (root / "tmp").iterdir() if any(p.iterdir())}
         assert left, "the interrupted upload left its temporary file"
 
-        proc = _start(root, port)
+        proc = start_hub(root, port)
         assert not left & set((root / "tmp").iterdir()), "a dead process's temporary files are cleared on start"
         assert api.model_info("erin/crash").sha == good
         git_dir = HubStorage(root).git_dir(RepoRef.parse("model", "erin/crash"))
