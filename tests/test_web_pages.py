@@ -190,3 +190,76 @@ def test_remote_code_banner_lists_cross_repo_code_and_links_only_valid_repo_ids(
     assert rows["AutoModel"]["external"] and not rows["AutoModel"]["linkable"]
     local = rows["AutoModelForImageClassification"]
     assert not local["external"] and local["repo"] == "alice/tiny" and local["file"] == "modeling_resnet.py"
+
+
+def _login(page, hub, token: str) -> None:
+    page.goto("/login")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(hub.url + "/")
+
+
+def test_pull_request_page_shows_the_diff_and_lets_the_owner_merge(browser, hub_with_model):
+    hub = hub_with_model["hub"]
+    bob = hub.add_user("bob")
+    api_bob = HfApi(endpoint=hub.url, token=bob)
+    modeling = HfApi(endpoint=hub.url).hf_hub_download(
+        "alice/tiny", "modeling_resnet.py", cache_dir=hub_with_model["root"] / "c"
+    )
+    changed = Path(modeling).read_text() + "\nPROPOSED_MARKER = 'from bob'\n"
+    pr = api_bob.upload_file(
+        repo_id="alice/tiny",
+        path_or_fileobj=changed.encode(),
+        path_in_repo="modeling_resnet.py",
+        commit_message="Propose a modeling change",
+        create_pr=True,
+    )
+    num = pr.pr_num
+    context, page = _new_page(browser, hub)
+    page.goto("/alice/tiny/discussions")
+    assert page.locator(f"[data-discussion='{num}']").is_visible()
+    page.goto(f"/alice/tiny/discussions/{num}")
+    assert page.locator("[data-code-changed]").is_visible()
+    assert page.locator("[data-diff-file='modeling_resnet.py']").is_visible()
+    assert "PROPOSED_MARKER" in page.locator(".diff").first.text_content()
+    assert page.locator("[data-merge-button]").count() == 0, "anonymous visitors cannot merge"
+    context.close()
+
+    context, page = _new_page(browser, hub)  # the PR's author is not a writer of the repo: no merge button
+    _login(page, hub, bob)
+    page.goto(f"/alice/tiny/discussions/{num}")
+    assert page.locator("[data-merge-button]").count() == 0
+    context.close()
+
+    context, page = _new_page(browser, hub)
+    _login(page, hub, hub_with_model["token"])
+    page.goto(f"/alice/tiny/discussions/{num}")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "pull-request-page.png"), full_page=True)
+    page.click("[data-merge-button]")
+    page.wait_for_url(f"{hub.url}/alice/tiny/discussions/{num}?merged=1")
+    assert page.locator("[data-status]").first.text_content() == "merged"
+    context.close()
+    main = HfApi(endpoint=hub.url).hf_hub_download(
+        "alice/tiny", "modeling_resnet.py", cache_dir=hub_with_model["root"] / "c2"
+    )
+    assert "PROPOSED_MARKER" in Path(main).read_text()
+
+
+def test_merge_form_refuses_cross_site_posts(browser, hub_with_model):
+    import httpx2
+
+    hub = hub_with_model["hub"]
+    api = HfApi(endpoint=hub.url, token=hub_with_model["token"])
+    pr = api.create_pull_request("alice/tiny", title="Cross-site target")
+    api.upload_file(repo_id="alice/tiny", path_or_fileobj=b"x", path_in_repo="csrf.txt", revision=pr.git_reference)
+    context, page = _new_page(browser, hub)
+    _login(page, hub, hub_with_model["token"])
+    cookies = {c["name"]: c["value"] for c in context.cookies()}
+    context.close()
+    url = f"{hub.url}/alice/tiny/discussions/{pr.num}/merge"
+    forged = httpx2.post(url, data={"csrf": "forged"}, cookies=cookies, headers={"Origin": hub.url})
+    assert forged.status_code == 403
+    other_site = httpx2.post(url, data={"csrf": "x"}, cookies=cookies, headers={"Origin": "http://evil.example"})
+    assert other_site.status_code == 403
+    assert api.get_discussion_details("alice/tiny", pr.num).status == "open"

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from . import errors
+from .api import compat
 from .api.deps import HubState
 from .api.http import error_response
 from .api.main import api_router
@@ -45,9 +46,11 @@ def create_app(storage: HubStorage, settings: HubSettings | None = None) -> Fast
     app.state.hub = HubState(storage=storage, settings=settings or storage.settings)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RawPathMiddleware)
+    app.add_middleware(compat.RequestIdMiddleware)
     app.add_exception_handler(errors.HubError, _hub_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(api_router)
+    app.include_router(compat.router)  # unknown /api/... paths, before the pages' /{namespace}/{name}
     app.include_router(web_router)  # after the API: a page path like /{namespace}/{name} also matches /api/x
     return app

@@ -9,8 +9,12 @@ class HubError(Exception):
     status: int = 400
     code: str | None = None
 
-    def __init__(self, message: str, *, extra: dict | None = None, headers: dict | None = None) -> None:
+    def __init__(
+        self, message: str, *, extra: dict | None = None, headers: dict | None = None, status: int | None = None
+    ) -> None:
         super().__init__(message)
+        if status is not None:
+            self.status = status
         self.message = message
         self.extra = extra or {}
         self.headers = headers or {}
@@ -110,3 +114,10 @@ class RangeNotSatisfiable(HubError):
 
     status = 416
     code = "RangeNotSatisfiable"
+
+
+class GatedRepo(HubError):
+    """The repo is gated and the caller has no accepted access request (403; 401 when anonymous)."""
+
+    status = 403
+    code = "GatedRepo"

@@ -97,8 +97,19 @@ RequiredToken = Annotated[TokenInfo, Depends(required_token)]
 
 
 def check_read(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> RepoRef:
-    """The repo's canonical reference, or RepoNotFound when it is absent or invisible to the caller."""
-    meta = storage.meta.get_repo(ref)
+    """The repo's canonical reference, or RepoNotFound when it is absent or invisible to the caller.
+
+    A moved repo is found under its old name too (as on the Hub).
+    """
+    try:
+        meta = storage.meta.get_repo(ref)
+    except errors.RepoNotFound:
+        from ..storage.repo_admin import redirected
+
+        moved = redirected(storage, ref)
+        if moved is None:
+            raise
+        meta = storage.meta.get_repo(moved)
     if meta.private and (token is None or token.user != meta.owner):
         raise errors.RepoNotFound(f"Repository {ref.id} not found")
     return meta.ref
@@ -167,9 +178,24 @@ def writable_api_repo(ref: Annotated[RepoRef, Depends(api_repo)], token: Current
     return _writable(ref, token, storage)
 
 
+def check_gate(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> None:
+    """GatedRepo unless the repo is ungated, the caller owns it, or the caller's access request was accepted."""
+    if storage.discussions.gated(ref) is None or (token is not None and token.user == ref.namespace):
+        return
+    request = storage.discussions.access_request(ref, token.user) if token is not None else None
+    if request is None or request.status != "accepted":
+        message = (
+            f"Access to {ref.type} {ref.id} is restricted and you are not in the authorized list. "
+            "Ask for access on the repo's page."
+        )
+        raise errors.GatedRepo(message, status=401 if token is None else 403)
+
+
 def readable_file_repo(ref: Annotated[RepoRef, Depends(file_repo)], token: CurrentToken, storage: Storage) -> RepoRef:
-    """A file-path repo the caller may read."""
-    return _readable(ref, token, storage)
+    """A file-path repo the caller may read (and download: gated repos need an accepted request)."""
+    ref = _readable(ref, token, storage)
+    check_gate(storage, ref, token)
+    return ref
 
 
 def writable_file_repo(

@@ -48,6 +48,8 @@ def header_value(text: str) -> str:
 
 def error_response(exc: errors.HubError, request: Request) -> Response:
     """The response for a hub error: its status, ``X-Error-Code``/``X-Error-Message`` and a JSON body."""
+    if isinstance(exc, errors.RepoNotFound):  # the Hub's wording, which the client folds into its own message
+        exc = errors.RepoNotFound("Repository not found", extra=exc.extra, headers=exc.headers)
     headers = {"X-Error-Code": exc.code or "Error", "X-Error-Message": header_value(exc.message)}
     headers.update(exc.headers)
     if request.method == "HEAD":

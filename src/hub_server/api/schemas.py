@@ -32,6 +32,7 @@ class SettingsBody(_Body):
 
     private: bool | None = None
     visibility: str | None = None
+    gated: str | bool | None = None
 
 
 class BranchBody(_Body):
@@ -89,3 +90,71 @@ class LfsVerifyBody(_Body):
 
     oid: str
     size: int
+
+
+class DiscussionBody(_Body):
+    """Body of ``POST …/discussions``."""
+
+    title: str
+    description: str | None = None
+    pullRequest: bool = False
+
+
+class CommentBody(_Body):
+    """Body of ``POST …/discussions/{num}/comment``."""
+
+    comment: str
+
+
+class TitleBody(_Body):
+    """Body of ``POST …/discussions/{num}/title``."""
+
+    title: str
+
+
+class StatusBody(_Body):
+    """Body of ``POST …/discussions/{num}/status``."""
+
+    status: str
+    comment: str | None = None
+
+
+class MergeBody(_Body):
+    """Body of ``POST …/discussions/{num}/merge``."""
+
+    comment: str | None = None
+
+
+class EditCommentBody(_Body):
+    """Body of ``POST …/discussions/{num}/comment/{id}/edit``."""
+
+    content: str
+
+
+class MoveBody(_Body):
+    """Body of ``POST /api/repos/move``."""
+
+    fromRepo: str
+    toRepo: str
+    type: str | None = None
+
+
+class SquashBody(_Body):
+    """Body of ``POST …/super-squash/{branch}``."""
+
+    message: str | None = None
+
+
+class LfsDeleteBody(_Body):
+    """Body of ``POST …/lfs-files/batch``."""
+
+    deletions: dict
+
+
+class AccessRequestBody(_Body):
+    """Body of ``POST …/user-access-request/handle`` and ``…/grant``."""
+
+    user: str | None = None
+    requestId: str | None = None
+    status: str | None = None
+    rejectionReason: str | None = None

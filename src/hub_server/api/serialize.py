@@ -59,7 +59,7 @@ def repo_info_json(storage: HubStorage, ref: RepoRef, rev: str) -> dict:
         "lastModified": format_date(commit.date),
         "createdAt": format_date(meta.created_at),
         "private": meta.private,
-        "gated": False,
+        "gated": storage.discussions.gated(ref) or False,
         "disabled": False,
         "downloads": 0,
         "likes": 0,

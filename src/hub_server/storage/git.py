@@ -21,7 +21,7 @@ from dulwich.repo import Repo
 
 from .. import errors
 from ..fsutil import fsync_dir
-from .gitread import GitReader
+from .gitread import GitReader, branch_ref_name
 from .models import (
     AddFile,
     AddLfsFile,
@@ -192,24 +192,24 @@ class GitRepoStore(GitReader):
         with self.repo_lock(ref), self._git(ref) as repo:
             sha = self._resolve(repo, ref, start or "main")
             if not repo.refs.add_if_new(f"refs/heads/{branch}".encode(), sha.encode()):
-                raise errors.Conflict(f"Branch {branch!r} already exists")
+                raise errors.Conflict(f"Reference refs/heads/{branch} already exists")
         return sha
 
     def delete_branch(self, ref: RepoRef, branch: str) -> None:
         """Delete a branch (not ``main``)."""
         if branch == "main":
-            raise errors.Forbidden("The main branch cannot be deleted")
+            raise errors.Forbidden("Cannot delete refs/heads/main: it is the default branch")
         with self.repo_lock(ref), self._git(ref) as repo:
             name = f"refs/heads/{branch}".encode()
             if name not in repo.refs:
-                raise errors.RevisionNotFound(f"Branch {branch!r} not found")
+                raise errors.RevisionNotFound(f"Invalid rev id: {branch}")
             repo.refs.remove_if_equals(name, None)
 
     def create_tag(self, ref: RepoRef, tag: str, rev: str, message: str | None, author: str) -> str:
         """Tag the commit ``rev`` resolves to (annotated when ``message`` is given); Conflict if it exists."""
-        validate_ref_name(tag, "tag")
         with self.repo_lock(ref), self._git(ref) as repo:
-            sha = self._resolve(repo, ref, rev)
+            sha = self._resolve(repo, ref, rev)  # a missing revision is a 404 before a bad name is a 400
+            validate_ref_name(tag, "tag")
             target = sha.encode()
             if message:
                 obj = Tag()
@@ -222,7 +222,7 @@ class GitRepoStore(GitReader):
                 repo.object_store.add_object(obj)
                 target = obj.id
             if not repo.refs.add_if_new(f"refs/tags/{tag}".encode(), target):
-                raise errors.Conflict(f"Tag {tag!r} already exists")
+                raise errors.Conflict(f"Reference refs/tags/{tag} already exists")
         return sha
 
     def delete_tag(self, ref: RepoRef, tag: str) -> None:
@@ -254,8 +254,8 @@ class GitRepoStore(GitReader):
         bytes, or matching the tree's ``.gitattributes`` LFS patterns, are handed to ``store_lfs`` and
         committed as pointers. Raises StaleParent (412) when ``parent_commit`` is given and the branch moved.
         """
-        branch = branch[len("refs/heads/") :] if branch.startswith("refs/heads/") else branch
-        branch_ref = f"refs/heads/{branch}".encode()
+        branch_ref = branch_ref_name(branch)
+        branch = branch_ref.decode()[len("refs/heads/") :] if branch_ref.startswith(b"refs/heads/") else branch
         with self.repo_lock(ref), self._git(ref) as repo:
             try:
                 head = repo.refs[branch_ref]
@@ -296,12 +296,10 @@ class GitRepoStore(GitReader):
         lfs_threshold: int,
     ) -> Blob | None:
         """Apply one operation to the file map; returns the new blob for additions."""
-        if isinstance(op, DeleteFile):
-            if op.path not in files:
-                raise errors.EntryNotFound(f"A file with this name doesn't exist: {op.path}")
+        if isinstance(op, DeleteFile) and op.path in files:
             del files[op.path]
             return None
-        if isinstance(op, DeleteFolder):
+        if isinstance(op, DeleteFile | DeleteFolder):  # a file path naming a folder deletes the folder, as on the Hub
             prefix = op.path.rstrip("/") + "/"
             doomed = [p for p in files if p.startswith(prefix)]
             if not doomed:

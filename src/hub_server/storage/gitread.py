@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 from collections.abc import Iterable, Iterator
 
 from dulwich.objects import Commit, Tag
@@ -28,6 +29,36 @@ def commit_info(commit: Commit) -> CommitInfo:
         date=dt.datetime.fromtimestamp(commit.commit_time, dt.timezone.utc),
         parents=[p.decode() for p in commit.parents],
     )
+
+
+_SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
+
+
+def _short_sha(repo: Repo, prefix: str) -> str | None:
+    """The commit an abbreviated sha names, when it is unique among commits reachable from a ref."""
+    found = set()
+    todo = [sha for name, sha in repo.get_refs().items() if name.startswith(b"refs/")]
+    seen: set[bytes] = set()
+    while todo and len(seen) < 100_000:
+        sha = todo.pop()
+        if sha in seen:
+            continue
+        seen.add(sha)
+        obj = _peel(repo, sha)
+        if not isinstance(obj, Commit):
+            continue
+        if obj.id.decode().startswith(prefix):
+            found.add(obj.id.decode())
+        todo.extend(obj.parents)
+    return found.pop() if len(found) == 1 else None
+
+
+def branch_ref_name(branch: str) -> bytes:
+    """The git ref a commit target names: ``refs/pr/<n>`` as is, anything else a branch under ``refs/heads/``."""
+    if branch.startswith("refs/pr/"):
+        return branch.encode("utf-8")
+    name = branch[len("refs/heads/") :] if branch.startswith("refs/heads/") else branch
+    return f"refs/heads/{name}".encode()
 
 
 def _peel(repo: Repo, sha: bytes):
@@ -55,7 +86,9 @@ class GitReader:
 
     def _resolve(self, repo: Repo, ref: RepoRef, rev: str) -> str:
         candidates = (
-            [rev] if rev.startswith(("refs/heads/", "refs/tags/")) else [f"refs/heads/{rev}", f"refs/tags/{rev}"]
+            [rev]
+            if rev.startswith(("refs/heads/", "refs/tags/", "refs/pr/"))
+            else [f"refs/heads/{rev}", f"refs/tags/{rev}"]
         )
         for name in candidates:
             try:
@@ -72,14 +105,18 @@ class GitReader:
                 obj = None
             if isinstance(obj, Commit):
                 return rev
+        elif _SHORT_SHA.match(rev):
+            found = _short_sha(repo, rev)
+            if found is not None:
+                return found
         raise errors.RevisionNotFound(f"Invalid rev id: {rev}")
 
     def branch_head(self, ref: RepoRef, branch: str) -> str:
         """The head commit of a branch; raises RevisionNotFound when it is not a branch."""
-        name = branch[len("refs/heads/") :] if branch.startswith("refs/heads/") else branch
+        name = branch_ref_name(branch)
         with self._git(ref) as repo:
             try:
-                return repo.refs[f"refs/heads/{name}".encode()].decode()
+                return repo.refs[name].decode()
             except (KeyError, ValueError):
                 raise errors.RevisionNotFound(f"Invalid rev id: {branch} is not a branch") from None
 
@@ -91,6 +128,7 @@ class GitReader:
                 out["branches"][name.decode()] = sha.decode()
             for name, sha in repo.refs.as_dict(b"refs/tags").items():
                 out["tags"][name.decode()] = _peel(repo, sha).id.decode()
+            out["pull_requests"] = {n.decode(): s.decode() for n, s in repo.refs.as_dict(b"refs/pr").items()}
         return out
 
     # ----------------------------------------------------------------- history
@@ -237,7 +275,7 @@ class GitReader:
 
 def _reachable_commits(repo: Repo) -> Iterator[bytes]:
     for name, sha in repo.get_refs().items():
-        if name.startswith((b"refs/heads/", b"refs/tags/")):
+        if name.startswith((b"refs/heads/", b"refs/tags/", b"refs/pr/")):
             obj = _peel(repo, sha)
             if isinstance(obj, Commit):
                 yield obj.id

@@ -193,7 +193,7 @@ def validate_path(path: str) -> str:
     if len(path) > MAX_PATH_LEN:
         raise errors.InvalidPath(f"File path too long ({len(path)} > {MAX_PATH_LEN})")
     if "\\" in path:
-        raise errors.InvalidPath(f"Invalid file path {path!r}: backslashes are not allowed")
+        raise errors.InvalidPath(f"Invalid file path {path!r}: backslashes are not allowed", status=422)
     if any(ord(c) < 32 or ord(c) == 127 for c in path):
         raise errors.InvalidPath(f"Invalid file path {path!r}: control characters are not allowed")
     if path.startswith("/"):

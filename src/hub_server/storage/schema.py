@@ -74,3 +74,60 @@ scans = sa.Table(
     sa.Column("result", sa.JSON, nullable=False),
     sa.Column("scanned_at", Time, nullable=False),
 )
+
+# Discussions and pull requests (a PR's commits live on the git ref refs/pr/<num>).
+discussions = sa.Table(
+    "discussions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("repo_id", sa.Integer, sa.ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("num", sa.Integer, nullable=False),
+    sa.Column("is_pr", sa.Boolean, nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("author", sa.String(96), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open, closed, merged, draft
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("target_branch", sa.String(220), nullable=True),
+    sa.Column("merge_commit", sa.String(40), nullable=True),
+    sa.UniqueConstraint("repo_id", "num", name="uq_discussions_repo_num"),
+)
+
+discussion_events = sa.Table(
+    "discussion_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(24), nullable=False, unique=True),
+    sa.Column(
+        "discussion_id", sa.Integer, sa.ForeignKey("discussions.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column("type", sa.String(24), nullable=False),  # comment, status-change, commit, title-change
+    sa.Column("author", sa.String(96), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+)
+
+# Gated repos: who must ask before downloading, and the requests.
+gated_repos = sa.Table(
+    "gated_repos",
+    metadata,
+    sa.Column("repo_id", sa.Integer, sa.ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("mode", sa.String(16), nullable=False),  # auto, manual
+)
+
+access_requests = sa.Table(
+    "access_requests",
+    metadata,
+    sa.Column("repo_id", sa.Integer, sa.ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user", sa.String(96), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending, accepted, rejected
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("fields", sa.JSON, nullable=True),
+)
+
+# Old names of moved repos: requests to an old name reach the repo (until a repo takes the name again).
+repo_redirects = sa.Table(
+    "repo_redirects",
+    metadata,
+    sa.Column("name_key", sa.String(220), primary_key=True),
+    sa.Column("repo_id", sa.Integer, sa.ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+)

@@ -22,7 +22,9 @@ from .. import errors, scanning
 from ..settings import HubSettings
 from ..signing import Signer
 from .database import default_database_url, open_metadata
+from .discussions import SqlDiscussionStore
 from .git import GitRepoStore
+from .gitmerge import RefOps
 from .interfaces import MetadataStore, ObjectStore
 from .legacy import import_legacy_data
 from .models import (
@@ -117,6 +119,8 @@ class HubStorage:
         self.objects: ObjectStore = objects or open_object_store(settings.object_store, self.root)
         self.repos = GitRepoStore(self.root / "repos", tmp_dir=lambda: self.tmp, lock=self.meta.lock)
         self.signer = Signer(settings.signing_secret())
+        self.discussions = SqlDiscussionStore(self.meta.engine)
+        self.refs = RefOps(self.repos)
         import_legacy_data(self)
 
     def close(self) -> None:

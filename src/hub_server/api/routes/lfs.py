@@ -11,8 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from ... import errors
 from ...storage import HubStorage, RepoRef, lfs_key
-from ..deps import CurrentToken, FileRepo, State, Storage, check_read, check_write
+from ..deps import CurrentToken, FileRepo, State, Storage, check_read
 from ..http import base_url, spool_body
+from ..pulls import participant
 from ..schemas import LfsBatchBody, LfsVerifyBody
 
 router = APIRouter(tags=["lfs"])
@@ -64,8 +65,8 @@ def _object_item(request: Request, state, ref: RepoRef, operation: str, oid: str
 @router.post("/{repo:repo}/info/lfs/objects/batch")
 def batch(request: Request, ref: FileRepo, body: LfsBatchBody, token: CurrentToken, state: State) -> Response:
     """Where to upload or download each object."""
-    if body.operation == "upload":
-        ref = check_write(state.storage, ref, token)
+    if body.operation == "upload":  # writers, and anyone who may open a pull request with the objects
+        ref = participant(state.storage, ref, token)[0]
     elif body.operation == "download":
         ref = check_read(state.storage, ref, token)
     else:
@@ -115,7 +116,7 @@ def download(
 @router.post("/{repo:repo}/info/lfs/verify")
 def verify(ref: FileRepo, body: LfsVerifyBody, token: CurrentToken, storage: Storage) -> Response:
     """Confirm that an uploaded object is stored for this repo."""
-    ref = check_write(storage, ref, token)
+    ref = participant(storage, ref, token)[0]
     if not _OID.match(body.oid):
         raise errors.BadRequest("Invalid oid: expected 64 lowercase hex characters")
     if storage.repo_lfs_size(ref, body.oid) != body.size:

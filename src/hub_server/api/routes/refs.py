@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -26,7 +28,10 @@ def list_refs(repo: ReadableRepo, storage: Storage, include_prs: str | None = No
         "converts": [],
     }
     if truthy(include_prs):
-        out["pullRequests"] = []
+        out["pullRequests"] = [
+            {"name": n, "ref": f"refs/pr/{n}", "targetCommit": s}
+            for n, s in sorted(found.get("pull_requests", {}).items(), key=lambda item: int(item[0]))
+        ]
     return out
 
 
@@ -38,6 +43,7 @@ def list_commits(
     state: State,
     p: int = Query(0, ge=0, le=10**6),
     limit: int | None = Query(None, ge=1, le=1000),
+    expand: list[str] = Query([], alias="expand[]", max_length=10),
 ) -> Response:
     """First-parent history from a revision, newest first (paginated with a ``Link`` header)."""
     page = limit or state.settings.commits_page_size
@@ -45,7 +51,11 @@ def list_commits(
     headers = {"X-Total-Count": str(total)}
     if (p + 1) * page < total:
         headers["Link"] = next_link(request, p=p + 1)
-    return JSONResponse([commit_json(c) for c in items], headers=headers)
+    body = [commit_json(c) for c in items]
+    if "formatted" in expand:  # the Hub's rendered title and message (plain text, HTML-escaped)
+        for item in body:
+            item["formatted"] = {"title": html.escape(item["title"]), "message": html.escape(item["message"])}
+    return JSONResponse(body, headers=headers)
 
 
 @router.post(API_REPO + "/branch/{branch:rpath}")

@@ -77,7 +77,11 @@ def repo_settings(access: WritableRepo, body: SettingsBody, storage: Storage) ->
             raise errors.BadRequest(f"Invalid visibility {body.visibility!r}: expected 'private' or 'public'")
         private = body.visibility == "private"
     meta = storage.meta.update_repo(access.ref, private=private)
-    return {"private": meta.private}
+    if body.gated is not None:
+        if body.gated not in (False, "auto", "manual"):
+            raise errors.BadRequest(f"Invalid gated value {body.gated!r}: expected 'auto', 'manual' or false")
+        storage.discussions.set_gated(access.ref, body.gated or None)
+    return {"private": meta.private, "gated": storage.discussions.gated(access.ref) or False}
 
 
 @router.get("/api/{repo_type:rtype}")

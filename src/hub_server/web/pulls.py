@@ -1,0 +1,84 @@
+"""Pull request pages: the list of a repo's discussions, a PR with its diff, and the writers' merge button.
+
+The merge form is protected against cross-site requests three ways: the session cookie is
+``SameSite=Strict``, the post must come from the hub's own origin, and it carries a signed token bound to
+the session, the repo and the pull request.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from .. import errors
+from ..api.pulls import is_writer, merge_pull_request
+from .pages import COOKIE, _same_origin, _storage, diffs, page, render, viewer, visible_repo
+
+router = APIRouter(include_in_schema=False)
+
+
+def _csrf_message(request: Request, repo_id: str, num: int) -> str:
+    return f"merge:{request.cookies.get(COOKIE, '')}:{repo_id}:{num}"
+
+
+@router.get("/{namespace:seg}/{name:seg}/discussions", response_class=HTMLResponse)
+@page
+def discussions_page(request: Request, namespace: str, name: str) -> HTMLResponse:
+    """The repo's discussions and pull requests, newest first."""
+    storage = _storage(request)
+    ref = visible_repo(request, namespace, name)
+    found = storage.discussions.list(ref)
+    return render(request, "discussions.html", repo=ref, discussions=found, title=f"Discussions · {ref.id}")
+
+
+@router.get("/{namespace:seg}/{name:seg}/discussions/{num:seg}", response_class=HTMLResponse)
+@page
+def discussion_page(request: Request, namespace: str, name: str, num: str, merged: str = "") -> HTMLResponse:
+    """A discussion; for a pull request its diff against the target branch and, for writers, a merge button."""
+    storage = _storage(request)
+    ref = visible_repo(request, namespace, name)
+    if not num.isdigit():
+        raise errors.NotFound(f"Discussion {num!r} not found")
+    discussion = storage.discussions.get(ref, int(num))
+    context: dict = {"changes": [], "conflicts": [], "can_merge": False, "csrf": "", "code_changes": []}
+    if discussion.is_pr:
+        target = discussion.target_branch or "main"
+        head = storage.repos.resolve(ref, discussion.git_ref)
+        base = storage.repos.resolve(ref, target) if discussion.status != "merged" else None
+        if base is not None:
+            context["changes"] = diffs(storage, ref, base, head)
+            context["conflicts"] = storage.refs.conflicts(ref, discussion.git_ref, target)
+        user = viewer(request)
+        context["can_merge"] = discussion.status == "open" and is_writer(ref, user) and not context["conflicts"]
+        if context["can_merge"]:
+            context["csrf"] = storage.sign(_csrf_message(request, ref.id, discussion.num))
+        context.update(head=head, base=base, target=target)
+        context["code_changes"] = [c for c in context["changes"] if c["path"].endswith(".py")]
+    return render(
+        request,
+        "discussion.html",
+        repo=ref,
+        discussion=discussion,
+        merged=bool(merged),
+        title=f"#{discussion.num} {discussion.title} · {ref.id}",
+        **context,
+    )
+
+
+@router.post("/{namespace:seg}/{name:seg}/discussions/{num:seg}/merge")
+@page
+def merge_form(request: Request, namespace: str, name: str, num: str, csrf: str = Form("")) -> Response:
+    """Merge a pull request from its page (writers only, same-origin, signed form token)."""
+    storage = _storage(request)
+    ref = visible_repo(request, namespace, name)
+    user = viewer(request)
+    if not num.isdigit():
+        raise errors.NotFound(f"Discussion {num!r} not found")
+    if not _same_origin(request) or not storage.signer.check(_csrf_message(request, ref.id, int(num)), csrf):
+        return render(request, "error.html", status=403, message="Cross-site or expired merge form refused.")
+    if not is_writer(ref, user):
+        return render(request, "error.html", status=403, message="Only the repo's writers may merge.")
+    assert user is not None
+    discussion = storage.discussions.get(ref, int(num))
+    merge_pull_request(storage, ref, discussion, user.user)
+    return RedirectResponse(f"/{ref.namespace}/{ref.name}/discussions/{discussion.num}?merged=1", status_code=303)
