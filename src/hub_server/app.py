@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from . import errors
+from .accesslog import AccessLogMiddleware
 from .api import compat
 from .api.deps import HubState
 from .api.http import error_response
@@ -46,6 +47,7 @@ def create_app(storage: HubStorage, settings: HubSettings | None = None) -> Fast
     app.state.hub = HubState(storage=storage, settings=settings or storage.settings)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RawPathMiddleware)
+    app.add_middleware(AccessLogMiddleware)  # outermost: sees every request, redacts secrets from queries
     app.add_middleware(compat.RequestIdMiddleware)
     app.add_exception_handler(errors.HubError, _hub_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -7,6 +7,7 @@ Every option can also come from the environment (``HUB_ROOT``, ``HUB_DATABASE_UR
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 
 from . import errors
 from .settings import HubSettings
+from .storage.models import format_date, utcnow
 
 
 def _add_storage_options(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +40,8 @@ def build_parser(prog: str = "hub") -> argparse.ArgumentParser:
     serve.add_argument(
         "--allow-unsafe-pickles",
         action="store_true",
-        help="accept uploads whose pickles import dangerous globals (they are still scanned and flagged)",
+        help="accept uploads whose pickles name globals outside the allow-list, or that cannot be scanned "
+        "(they are still scanned and flagged)",
     )
     serve.add_argument(
         "--lfs-mode",
@@ -56,7 +59,60 @@ def build_parser(prog: str = "hub") -> argparse.ArgumentParser:
     add_user.add_argument("name", help="user name")
     _add_storage_options(add_user)
     add_user.add_argument("--role", choices=("write", "read"), default="write", help="token role (default: write)")
+    add_user.add_argument("--expires-in", type=int, metavar="DAYS", help="the token stops working after DAYS days")
+    _add_token_commands(sub)
     return parser
+
+
+def _add_token_commands(sub) -> None:
+    tokens = sub.add_parser(
+        "list-tokens", help="list tokens (never their values)", description="List tokens: id, user, role, dates."
+    )
+    _add_storage_options(tokens)
+    tokens.add_argument("--user", help="only this user's tokens")
+    revoke = sub.add_parser(
+        "revoke-token",
+        help="revoke a token at once",
+        description="Revoke a token (by its value or its id), or every token of a user with --user (which also "
+        "ends the user's browser sessions). A revoked token is refused from the next request on.",
+    )
+    _add_storage_options(revoke)
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("token", nargs="?", help="the token's value")
+    which.add_argument("--id", type=int, help="the token's id (see list-tokens)")
+    which.add_argument("--user", help="revoke every token of this user")
+
+
+def _add_user(storage, args: argparse.Namespace) -> int:
+    if args.expires_in is not None and args.expires_in <= 0:
+        raise errors.BadRequest(f"invalid --expires-in {args.expires_in}: expected a number of days >= 1")
+    expires = utcnow() + dt.timedelta(days=args.expires_in) if args.expires_in else None
+    storage.add_user(args.name, exist_ok=True)
+    token = storage.meta.create_token(args.name, role=args.role, expires_at=expires)
+    until = f", expires {format_date(expires)}" if expires else ""
+    print(f"User {args.name!r} in {storage.root}; {args.role} token{until}:")
+    print(token)
+    return 0
+
+
+def _list_tokens(storage, args: argparse.Namespace) -> int:
+    print("id\tuser\trole\tname\tcreated\texpires\trevoked")
+    for t in storage.meta.list_tokens(args.user):
+        dates = [format_date(t[k]) if t[k] else "-" for k in ("created_at", "expires_at", "revoked_at")]
+        print("\t".join([str(t["id"]), t["user"], t["role"], t["display_name"], *dates]))
+    return 0
+
+
+def _revoke_token(storage, args: argparse.Namespace) -> int:
+    if args.token:
+        count = int(storage.meta.revoke_token(args.token.strip()))
+    else:
+        count = storage.meta.revoke_tokens(token_id=args.id, user=args.user)
+    if not count:
+        print("error: no live token matched", file=sys.stderr)
+        return 1
+    print(f"revoked {count} token(s)")
+    return 0
 
 
 def settings_from_args(args: argparse.Namespace) -> HubSettings:
@@ -93,13 +149,10 @@ def main(argv: list[str] | None = None, prog: str = "hub") -> int:
 
         storage = HubStorage(settings=settings)
         try:
-            storage.add_user(args.name, exist_ok=True)
-            token = storage.create_token(args.name, role=args.role)
+            command = {"add-user": _add_user, "list-tokens": _list_tokens, "revoke-token": _revoke_token}
+            return command[args.command](storage, args)
         finally:
             storage.close()
-        print(f"User {args.name!r} in {storage.root}; {args.role} token:")
-        print(token)
-        return 0
     except errors.HubError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import socket
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from .app import create_app
+from .protocol import with_header_timeout
 from .settings import HubSettings
 from .storage import HubStorage
 
@@ -46,17 +48,29 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _config(app, host: str, port: int, log_level: str) -> uvicorn.Config:
+def _config(app, host: str, port: int, log_level: str, header_timeout: float = 20.0) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
-        access_log=log_level == "debug",
+        access_log=False,  # the hub's own access log (accesslog.py) redacts tickets and signatures
+        http=with_header_timeout(header_timeout),
         timeout_keep_alive=30,
         h11_max_incomplete_event_size=1 << 20,
         lifespan="off",
     )
+
+
+def configure_logging(level: str) -> None:
+    """Send the hub's log (access log included) to stderr at ``level``, as uvicorn does with its own."""
+    logger = logging.getLogger("hub_server")
+    if not any(getattr(h, "_hub", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._hub = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())
 
 
 @contextlib.contextmanager
@@ -74,7 +88,7 @@ def running_hub(
     app = create_app(storage)
     sock = _bind(host, port)
     actual_port = sock.getsockname()[1]
-    server = uvicorn.Server(_config(app, host, actual_port, log_level))
+    server = uvicorn.Server(_config(app, host, actual_port, log_level, storage.settings.header_timeout))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="hub-server")
     thread.start()
     deadline = time.monotonic() + 30
@@ -103,6 +117,6 @@ def serve(
     """Serve a hub in the foreground until interrupted."""
     storage = HubStorage(settings=settings)
     app = create_app(storage)
-    config = _config(app, host, port, log_level)
-    config.access_log = True
+    config = _config(app, host, port, log_level, settings.header_timeout)
+    configure_logging(log_level)
     uvicorn.Server(config).run()

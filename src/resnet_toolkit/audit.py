@@ -13,15 +13,10 @@ from pathlib import Path
 
 from .errors import UserError
 from .remote import Source, fetch_text, is_full_sha, resolve_repo_revision, resolve_source
+from .remote_code import CONFIG_FILES, code_references
 
-# Files whose `auto_map` Transformers' Auto classes read (config, image/feature/video processors, tokenizer).
-AUTO_MAP_FILES = (
-    "config.json",
-    "preprocessor_config.json",
-    "processor_config.json",
-    "video_preprocessor_config.json",
-    "tokenizer_config.json",
-)
+# Files whose `auto_map` (and, for config.json, `custom_pipelines`) name code a remote-code load imports.
+AUTO_MAP_FILES = CONFIG_FILES
 # The two patterns `transformers.dynamic_module_utils.get_relative_imports` follows.
 _RELATIVE_PATTERNS = (
     re.compile(r"^\s*import\s+\.(\S+)\s*$", re.MULTILINE),
@@ -101,11 +96,7 @@ def _references(source: Source, token: str | None) -> list[tuple[str, str]]:
             data = json.loads(text)
         except json.JSONDecodeError:
             raise UserError(f"{source.label}/{filename} is not valid JSON") from None
-        auto_map = data.get("auto_map") if isinstance(data, dict) else None
-        for key, value in (auto_map or {}).items():
-            for ref in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(ref, str) and ref:
-                    refs.append((f"{filename}: {key}", ref))
+        refs.extend((f"{filename}: {r.key}", r.reference) for r in code_references({filename: data}))
     return refs
 
 

@@ -21,6 +21,7 @@ from dulwich.repo import Repo
 
 from .. import errors
 from ..fsutil import fsync_dir
+from .gitlocks import clear_stale_locks
 from .gitread import GitReader, branch_ref_name
 from .models import (
     AddFile,
@@ -33,6 +34,7 @@ from .models import (
     StagedFile,
     lfs_pointer,
     validate_ref_name,
+    validate_revision,
 )
 
 FILE_MODE = 0o100644
@@ -46,6 +48,8 @@ DEFAULT_GITATTRIBUTES = "".join(
 )
 
 LockFactory = Callable[[str], contextlib.AbstractContextManager[None]]
+MAX_FOLDERS = 100_000  # folders in one revision's tree (each is a git tree object rewritten by a commit)
+LOOSE_OBJECTS_MAX = 256  # a commit writing more new objects than this writes them as one pack
 
 
 def gitattributes_lfs_patterns(text: str) -> list[str]:
@@ -123,9 +127,13 @@ class GitRepoStore(GitReader):
         finally:
             repo.close()
 
-    def repo_lock(self, ref: RepoRef) -> contextlib.AbstractContextManager[None]:
-        """The lock every ref change of ``ref`` is made under."""
-        return self._lock(f"repo:{ref.key.lower()}")
+    @contextlib.contextmanager
+    def repo_lock(self, ref: RepoRef) -> Iterator[None]:
+        """The lock every write of ``ref`` is made under; lock files left by killed writers are cleared first."""
+        with self._lock(f"repo:{ref.key.lower()}"):
+            if self._repo_dir(ref).is_dir():
+                clear_stale_locks(self._repo_dir(ref))
+            yield
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -197,6 +205,7 @@ class GitRepoStore(GitReader):
 
     def delete_branch(self, ref: RepoRef, branch: str) -> None:
         """Delete a branch (not ``main``)."""
+        validate_revision(branch, "branch")
         if branch == "main":
             raise errors.Forbidden("Cannot delete refs/heads/main: it is the default branch")
         with self.repo_lock(ref), self._git(ref) as repo:
@@ -227,6 +236,7 @@ class GitRepoStore(GitReader):
 
     def delete_tag(self, ref: RepoRef, tag: str) -> None:
         """Delete a tag."""
+        validate_revision(tag, "tag")
         with self.repo_lock(ref), self._git(ref) as repo:
             name = f"refs/tags/{tag}".encode()
             if name not in repo.refs:
@@ -280,9 +290,7 @@ class GitRepoStore(GitReader):
             _check_tree_shape(files)
             tree_id = _write_tree(files, new_objects)
             commit = make_commit(tree_id, [head], author, summary, description)
-            for obj in new_objects:
-                repo.object_store.add_object(obj)
-            repo.object_store.add_object(commit)
+            _store_objects(repo, [*new_objects, commit])
             if not repo.refs.set_if_equals(branch_ref, head, commit.id):
                 raise errors.StaleParent("The branch was updated concurrently. Please retry.")
             return commit.id.decode()
@@ -341,6 +349,20 @@ def _check_tree_shape(files: dict[str, bytes]) -> None:
     clash = sorted(dirs & files.keys())
     if clash:
         raise errors.BadRequest(f"Path {clash[0]!r} would be both a file and a folder")
+    if len(dirs) > MAX_FOLDERS:
+        raise errors.BadRequest(f"Too many folders in the repo ({len(dirs)} > {MAX_FOLDERS})")
+
+
+def _store_objects(repo: Repo, objects: list) -> None:
+    """Write new objects: loose when few, else as one pack (one fsync instead of one per object)."""
+    if len(objects) <= LOOSE_OBJECTS_MAX:
+        for obj in objects:
+            repo.object_store.add_object(obj)
+        return
+    store = repo.object_store
+    fresh = [obj for obj in objects if obj.id not in store]
+    if fresh:
+        store.add_objects([(obj, None) for obj in fresh])
 
 
 def _write_tree(files: dict[str, bytes], new_objects: list) -> bytes:

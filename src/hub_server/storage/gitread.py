@@ -11,7 +11,17 @@ from dulwich.objects import Commit, Tag
 from dulwich.repo import Repo
 
 from .. import errors
-from .models import HEX40, CommitInfo, FileChange, LfsInfo, RepoRef, TreeEntry, parse_lfs_pointer
+from .history import LastCommitCache, last_commits
+from .models import (
+    HEX40,
+    CommitInfo,
+    FileChange,
+    LfsInfo,
+    RepoRef,
+    TreeEntry,
+    parse_lfs_pointer,
+    validate_revision,
+)
 
 DIR_MODE = 0o040000
 
@@ -73,6 +83,7 @@ class GitReader:
 
     def __init__(self) -> None:
         self._blob_cache: dict[str, tuple[int, tuple[str, int] | None]] = {}
+        self._last_commits = LastCommitCache()
 
     def _git(self, ref: RepoRef) -> contextlib.AbstractContextManager[Repo]:
         raise NotImplementedError
@@ -85,6 +96,7 @@ class GitReader:
             return self._resolve(repo, ref, rev)
 
     def _resolve(self, repo: Repo, ref: RepoRef, rev: str) -> str:
+        validate_revision(rev)
         candidates = (
             [rev]
             if rev.startswith(("refs/heads/", "refs/tags/", "refs/pr/"))
@@ -113,6 +125,7 @@ class GitReader:
 
     def branch_head(self, ref: RepoRef, branch: str) -> str:
         """The head commit of a branch; raises RevisionNotFound when it is not a branch."""
+        validate_revision(branch, "branch")
         name = branch_ref_name(branch)
         with self._git(ref) as repo:
             try:
@@ -154,17 +167,21 @@ class GitReader:
 
     def last_commit(self, ref: RepoRef, rev: str, path: str, max_walk: int = 1000) -> CommitInfo | None:
         """The latest commit (first-parent, from ``rev``) that changed ``path``."""
+        return self.last_commits(ref, rev, [path]).get(path.strip("/"))
+
+    def last_commits(self, ref: RepoRef, rev: str, paths: Iterable[str]) -> dict[str, CommitInfo | None]:
+        """The latest commit that changed each path (files and folders), found in one history walk, cached."""
+        wanted = sorted({p.strip("/") for p in paths if p.strip("/")})
         with self._git(ref) as repo:
-            sha = self._resolve(repo, ref, rev).encode()
-            current = self._lookup(repo, sha.decode(), path)
-            for _ in range(max_walk):
-                commit = repo[sha]
-                if not commit.parents:
-                    return commit_info(commit)
-                if self._lookup(repo, commit.parents[0].decode(), path) != current:
-                    return commit_info(commit)
-                sha = commit.parents[0]
-        return None
+            sha = self._resolve(repo, ref, rev)
+            found = self._last_commits.get_many(ref.key.lower(), sha, wanted)
+            missing = [p for p in wanted if p not in found]
+            if missing:
+                walked = last_commits(repo, sha.encode(), missing)
+                self._last_commits.put_many(ref.key.lower(), sha, walked)
+                found.update(walked)
+            infos = {c: commit_info(repo[c.encode()]) for c in set(found.values()) if c is not None}
+        return {p: infos.get(found[p]) if found[p] else None for p in wanted}
 
     def history_lfs_oids(self, ref: RepoRef) -> set[str]:
         """Every LFS oid referenced by a pointer file in any commit reachable from a branch or tag."""

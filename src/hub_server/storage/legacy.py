@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -128,8 +129,10 @@ def _import_scans(storage: HubStorage, root: Path, backup: Path) -> None:
     scans = root / "scans"
     if not scans.is_dir():
         return
-    for path in sorted(scans.glob("*.json")):
-        storage.meta.put_scan(path.stem, json.loads(path.read_text("utf-8")))
+    for path in sorted(scans.glob("*.json")):  # the old scanner's verdicts are not trusted: scanned again
+        local = storage.objects.local_path(f"lfs/{path.stem}") if re.fullmatch(r"[0-9a-f]{64}", path.stem) else None
+        if local is not None:
+            storage.scan_file(path.stem, local)
     shutil.move(str(scans), str(backup / "scans"))
 
 

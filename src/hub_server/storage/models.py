@@ -201,13 +201,63 @@ def validate_path(path: str) -> str:
     for part in path.split("/"):
         if part in ("", ".", ".."):
             raise errors.InvalidPath(f"Invalid file path {path!r}: empty, '.' or '..' segment")
-        if part.lower() == ".git":
-            raise errors.InvalidPath(f"Invalid file path {path!r}: '.git' is reserved")
+        if is_dotgit_alias(part):
+            raise errors.InvalidPath(f"Invalid file path {path!r}: {part!r} would be read as '.git' or '.gitmodules'")
     try:
         path.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise errors.InvalidPath(f"Invalid file path {path!r}: not valid UTF-8") from exc
     return path
+
+
+_HFS_IGNORABLE = frozenset(
+    "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206a\u206b\u206c\u206d\u206e\u206f\ufeff"
+)
+_NTFS_SHORT = re.compile(r"(git~1|gitmod~[1-4]|gi7eba~[1-9])([. ]*(:.*)?)?", re.IGNORECASE)
+_NTFS_LONG = re.compile(r"\.git(modules)?[. ]*(:.*)?", re.IGNORECASE)
+
+
+def is_dotgit_alias(part: str) -> bool:
+    """Whether a path segment is ``.git`` or ``.gitmodules`` as git's own checks see it.
+
+    git (fsck, clone, checkout) refuses these: any letter case, HFS+ ignorable code points anywhere
+    (``.g\u200dit``), NTFS trailing dots and spaces (``.git.``, ``.git ``), alternate data streams
+    (``.git::$INDEX_ALLOCATION``) and 8.3 short names (``git~1``, ``gitmod~1``).
+    """
+    folded = "".join(c for c in part if c not in _HFS_IGNORABLE)
+    if folded[:1] == "." and folded[1:].isascii() and folded[1:].lower() in ("git", "gitmodules"):
+        return True
+    return bool(_NTFS_LONG.fullmatch(part) or _NTFS_SHORT.fullmatch(part))
+
+
+_REVISION_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def validate_revision(rev: str, what: str = "revision") -> str:
+    """Check a revision from a URL or a body (branch, tag, ``refs/…`` name or commit id) by git's ref rules.
+
+    Refused (400): empty or over 255 characters, control characters, space, ``~ ^ : ? * [ \\``, ``..``,
+    ``@{``, ``//``, a leading ``/`` or ``-``, a trailing ``/`` or ``.``, a segment starting with ``.`` or
+    ending with ``.lock``. Nothing refused here can name a ref, so no valid request is turned away.
+    """
+    if (
+        not isinstance(rev, str)
+        or not rev
+        or len(rev) > 255
+        or _REVISION_FORBIDDEN.search(rev)
+        or ".." in rev
+        or "@{" in rev
+        or rev == "@"
+        or "//" in rev
+        or rev.startswith(("/", "-"))
+        or rev.endswith(("/", "."))
+        or any(seg.startswith(".") or seg.endswith(".lock") for seg in rev.split("/"))
+    ):
+        raise errors.BadRequest(
+            f"Invalid {what} {str(rev)[:100]!r}: expected a branch, tag or commit id (no '..', '@{{', control "
+            "characters, spaces or any of ~^:?*[\\; no segment starting with '.' or ending with '.lock')"
+        )
+    return rev
 
 
 def validate_ref_name(name: str, what: str = "branch") -> str:

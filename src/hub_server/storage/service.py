@@ -302,8 +302,15 @@ class HubStorage:
         """Scan, store and commit ``operations`` on ``branch``; returns the new commit sha."""
         if parent_commit is not None and not re.fullmatch(r"[0-9a-f]{5,40}", parent_commit):
             raise errors.BadRequest(f"Invalid parentCommit {parent_commit!r}")
+        limit = self.settings.max_commit_operations
+        if len(operations) > limit:
+            raise errors.BadRequest(f"Too many operations in one commit ({len(operations)} > {limit}); split it")
         for op in operations:
-            validate_path(op.path.rstrip("/") if isinstance(op, DeleteFolder) else op.path)
+            path = validate_path(op.path.rstrip("/") if isinstance(op, DeleteFolder) else op.path)
+            if path.count("/") >= self.settings.max_path_depth:
+                raise errors.InvalidPath(
+                    f"Path {path[:200]!r} is nested too deeply (at most {self.settings.max_path_depth} folders)"
+                )
         ref = self.meta.get_repo(ref).ref
         for op in operations:
             if isinstance(op, AddLfsFile):

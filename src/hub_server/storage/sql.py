@@ -125,6 +125,33 @@ class SqlMetadataStore:
             )
         return result.rowcount == 1
 
+    def list_tokens(self, user: str | None = None) -> list[dict]:
+        """Every token's record (never its value): id, user, role, name, created/expires/revoked dates."""
+        t = schema.tokens
+        query = sa.select(t.c.id, t.c.user, t.c.role, t.c.display_name, t.c.created_at, t.c.expires_at, t.c.revoked_at)
+        if user is not None:
+            query = query.where(t.c.user == user)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.c.id)).all()
+        keys = ("created_at", "expires_at", "revoked_at")
+        return [{**row._asdict(), **{k: _aware(getattr(row, k)) for k in keys}} for row in rows]
+
+    def revoke_tokens(self, *, token_id: int | None = None, user: str | None = None) -> int:
+        """Revoke one token by id, or every live token of a user (whose browser sessions end too)."""
+        t = schema.tokens
+        query = t.update().where(t.c.revoked_at.is_(None)).values(revoked_at=utcnow())
+        if token_id is not None:
+            query = query.where(t.c.id == token_id)
+        elif user is not None:
+            query = query.where(t.c.user == user)
+        else:
+            raise errors.BadRequest("Name a token id or a user")
+        with self.engine.begin() as conn:
+            count = conn.execute(query).rowcount
+            if user is not None and token_id is None:
+                conn.execute(schema.sessions.delete().where(schema.sessions.c.user == user))
+        return count
+
     # ----------------------------------------------------------------- sessions
 
     def create_session(self, user: str, *, role: str, ttl: dt.timedelta) -> str:

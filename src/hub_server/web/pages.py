@@ -15,19 +15,19 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from .. import errors
 from ..api.deps import check_read, parse_ref
 from ..api.http import base_url
+from ..api.limits import run_limited
 from ..storage import HubStorage, RepoRef, TokenInfo
+from .cards import config_files, model_card
+from .csrf import csrf_token, csrf_valid, is_https, set_csrf_cookie
 from .render import (
     CSP,
     STATIC,
     diff_lines,
-    front_matter_split,
     highlight_code,
-    markdown,
     pygments_css,
     remote_code_entries,
     templates,
@@ -54,8 +54,14 @@ def viewer(request: Request) -> TokenInfo | None:
 def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
     """A page from a template, with the strict content security policy."""
     context.setdefault("title", "Hub")
-    html = templates.get_template(template).render(viewer=viewer(request), request_path=request.url.path, **context)
-    return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
+    csrf, new_nonce = csrf_token(request, _storage(request).signer)
+    html = templates.get_template(template).render(
+        viewer=viewer(request), request_path=request.url.path, csrf=csrf, **context
+    )
+    response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
+    if new_nonce is not None:
+        set_csrf_cookie(response, request, new_nonce)
+    return response
 
 
 def page(handler: Callable) -> Callable:
@@ -64,7 +70,7 @@ def page(handler: Callable) -> Callable:
     @functools.wraps(handler)
     async def wrapper(request: Request, **kwargs):
         try:
-            return await run_in_threadpool(handler, request, **kwargs)
+            return await run_limited(request, "pages", handler, request, **kwargs)
         except errors.HubError as exc:
             status = 404 if exc.status in (401, 403, 404) else exc.status
             return render(request, "error.html", status=status, message=exc.message, title="Not found")
@@ -90,6 +96,12 @@ def read_json(storage: HubStorage, ref: RepoRef, sha: str, path: str) -> dict:
         return json.loads(storage.read_file(ref, sha, path))
     except (errors.HubError, ValueError, UnicodeDecodeError):
         return {}
+
+
+def remote_code(storage: HubStorage, ref: RepoRef, sha: str) -> tuple[list[dict], list[str]]:
+    """The banner's rows (every class trust_remote_code would import) and the config files too large to read."""
+    configs, too_large = config_files(storage, ref, sha)
+    return remote_code_entries(configs.get("config.json", {}), ref.id, configs), too_large
 
 
 def _auto_class(code: list[dict], default: str | None) -> str | None:
@@ -119,14 +131,12 @@ def _repo_page(request: Request, namespace: str, name: str, rev: str = "main", p
         for e in sorted(entries, key=lambda e: (e.type != "directory", e.path))
     ]
     all_files = [e.path for e in storage.list_files(ref, ctx["sha"])[1]]
-    code = remote_code_entries(read_json(storage, ref, ctx["sha"], "config.json"), ref.id)
-    card = ""
-    if not path and "README.md" in all_files:
-        _, body = front_matter_split(storage.read_file(ref, ctx["sha"], "README.md").decode("utf-8", "replace"))
-        card = markdown.render(body)
+    code, unreadable = remote_code(storage, ref, ctx["sha"])
+    card = model_card(storage, ref, ctx["sha"]) if not path else ""
     return render(
         request,
         "repo.html",
+        code_unreadable=unreadable,
         **ctx,
         path=path,
         parent=posixpath.dirname(path) if path else None,
@@ -164,7 +174,7 @@ def commits_page(request: Request, namespace: str, name: str, revision: str, p: 
     ctx = repo_context(storage, ref, revision)
     page_no = max(0, p)
     commits, total = storage.repos.list_commits(ref, ctx["sha"], page_no * COMMITS_PER_PAGE, COMMITS_PER_PAGE)
-    code = remote_code_entries(read_json(storage, ref, ctx["sha"], "config.json"), ref.id)
+    code, _ = remote_code(storage, ref, ctx["sha"])
     return render(
         request,
         "commits.html",
@@ -297,9 +307,9 @@ def login_form(request: Request, error: str = "") -> HTMLResponse:
 
 
 @router.post("/login")
-def login(request: Request, token: str = Form("")) -> Response:
+def login(request: Request, token: str = Form(""), csrf: str = Form("")) -> Response:
     """Open a session for the token's user; the cookie holds the session id, not the token."""
-    if not _same_origin(request):
+    if not _same_origin(request) or not csrf_valid(request, _storage(request).signer, csrf):
         return render(request, "login.html", status=403, error="Cross-site login refused.", title="Log in")
     meta = _storage(request).meta
     info = meta.token_info(token.strip()) if token.strip() else None
@@ -307,17 +317,21 @@ def login(request: Request, token: str = Form("")) -> Response:
         return render(request, "login.html", status=401, error="Invalid token.", title="Log in")
     session = meta.create_session(info.user, role=info.role, ttl=SESSION_TTL)
     response = RedirectResponse("/", status_code=303)
-    secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
     response.set_cookie(
-        COOKIE, session, httponly=True, samesite="strict", secure=secure, max_age=int(SESSION_TTL.total_seconds())
+        COOKIE,
+        session,
+        httponly=True,
+        samesite="strict",
+        secure=is_https(request),
+        max_age=int(SESSION_TTL.total_seconds()),
     )
     return response
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
+def logout(request: Request, csrf: str = Form("")) -> Response:
     """End the session (server-side too)."""
-    if not _same_origin(request):
+    if not _same_origin(request) or not csrf_valid(request, _storage(request).signer, csrf):
         return Response("Cross-site logout refused", status_code=403, media_type="text/plain")
     session = request.cookies.get(COOKIE)
     if session:

@@ -13,6 +13,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_for_filename
 from pygments.util import ClassNotFound
 
+from resnet_toolkit.remote_code import code_references
+
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _HERE = Path(__file__).parent
 STATIC = _HERE / "static"
@@ -34,28 +36,24 @@ def front_matter_split(text: str) -> tuple[str, str]:
     return (match.group(1), text[match.end() :]) if match else ("", text)
 
 
-def remote_code_entries(config: dict, repo_id: str) -> list[dict]:
-    """What `trust_remote_code=True` would run: one row per `auto_map` class, cross-repo references marked."""
+def remote_code_entries(config: dict, repo_id: str, others: dict[str, dict] | None = None) -> list[dict]:
+    """What `trust_remote_code=True` would run: one row per class named by `config` (config.json) and the
+    `others` config files (tokenizer, processors): `auto_map` entries and `custom_pipelines`, cross-repo
+    references marked. The same list `resnet-model audit` starts from."""
     rows = []
-    auto_map = config.get("auto_map") if isinstance(config, dict) else None
-    if not isinstance(auto_map, dict):
-        return rows
-    for auto_class, references in auto_map.items():
-        for reference in references if isinstance(references, list) else [references]:
-            if not isinstance(reference, str) or not reference:
-                continue
-            repo, _, target = reference.rpartition("--")
-            module, _, class_name = target.rpartition(".")
-            rows.append(
-                {
-                    "auto_class": auto_class,
-                    "repo": repo or repo_id,
-                    "external": bool(repo) and repo != repo_id,
-                    "linkable": not repo or bool(_REPO_ID.fullmatch(repo)),
-                    "file": module.replace(".", "/") + ".py",
-                    "class_name": class_name,
-                }
-            )
+    for ref in code_references({**(others or {}), "config.json": config}):
+        repo = ref.repo or ""
+        rows.append(
+            {
+                "auto_class": ref.key,
+                "source": ref.source,
+                "repo": repo or repo_id,
+                "external": bool(repo) and repo != repo_id,
+                "linkable": not repo or bool(_REPO_ID.fullmatch(repo)),
+                "file": ref.module_file,
+                "class_name": ref.class_name,
+            }
+        )
     return rows
 
 

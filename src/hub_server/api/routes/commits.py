@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -20,24 +19,18 @@ from ..http import repo_url, spool_body, truthy
 from ..paths import API_REPO
 from ..pulls import abandon, commit_target, record_commit
 from ..schemas import PreuploadBody, ValidateYamlBody
+from ..yamlcheck import check_front_matter
 
 router = APIRouter(tags=["commits"])
 
 
-@router.post("/api/validate-yaml")
-def validate_yaml(body: ValidateYamlBody) -> Response:
-    """Check a README's YAML front matter (the clients read the JSON before the status)."""
-    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", body.content, re.S)
-    if match:
-        import yaml
-
-        try:
-            data = yaml.safe_load(match.group(1))
-        except Exception as exc:  # noqa: BLE001 - every YAML error is the user's to fix
-            return JSONResponse({"errors": [{"message": f"Invalid YAML metadata: {exc}"}], "warnings": []}, 400)
-        if data is not None and not isinstance(data, dict):
-            return JSONResponse({"errors": [{"message": "YAML metadata must be a mapping"}], "warnings": []}, 400)
-    return JSONResponse({"errors": [], "warnings": []})
+@router.post(
+    "/api/validate-yaml",
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": ValidateYamlBody.model_json_schema()}}}},
+)
+async def validate_yaml(request: Request) -> Response:
+    """Check a README's YAML front matter (the clients read the JSON before the status); bounded work."""
+    return await check_front_matter(request)
 
 
 def _lfs_patterns(storage: HubStorage, ref, branch: str) -> list[str]:

@@ -6,20 +6,22 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ... import errors
 from ...storage import RepoRef
 from ..deps import CurrentToken, FileRepo, Storage, check_read
+from ..limits import semaphore
 
 _OBJECT_PATH = re.compile(r"^(info/packs|[0-9a-f]{2}/[0-9a-f]{38}|pack/pack-[0-9a-f]{40,64}\.(pack|idx))$")
-MAX_NEGOTIATION_BYTES = 64 * 1024 * 1024
+MAX_NEGOTIATION_BYTES = 16 * 1024 * 1024  # wants and haves of a fetch; spooled to disk, never held in memory
 
 
 def _pkt_line(text: str) -> bytes:
@@ -53,17 +55,14 @@ def git_readable(ref: FileRepo, token: CurrentToken, storage: Storage) -> RepoRe
 GitRepo = Annotated[RepoRef, Depends(git_readable)]
 
 
-def _gunzip_limited(data: bytes, limit: int) -> bytes:
-    """Decompress a gzip body, refusing more than `limit` bytes of output (no gzip bombs)."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+def _gunzip_step(inflater, data: bytes, room: int) -> bytes:
+    """Decompress one chunk of a gzip body, refusing more than ``room`` bytes of output (no gzip bombs)."""
     try:
-        out = inflater.decompress(data, limit + 1)
+        out = inflater.decompress(data, room + 1)
     except zlib.error as exc:
         raise errors.BadRequest(f"Invalid gzip body: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
+    if len(out) > room or inflater.unconsumed_tail:
         raise errors.PayloadTooLarge("git negotiation body too large once decompressed")
-    if not inflater.eof:
-        raise errors.BadRequest("Invalid gzip body: truncated")
     return out
 
 
@@ -102,30 +101,39 @@ def info_refs(request: Request, ref: GitRepo, storage: Storage, service: str | N
     return Response("".join(lines), media_type="text/plain", headers={"Cache-Control": "no-cache"})
 
 
-async def _read_negotiation(request: Request) -> bytes:
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_NEGOTIATION_BYTES:
-            raise errors.PayloadTooLarge("git negotiation body too large")
-    data = bytes(body)
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        data = _gunzip_limited(data, MAX_NEGOTIATION_BYTES)
-    return data
-
-
-def _stream_process(proc: subprocess.Popen) -> Iterator[bytes]:
+async def _spool_negotiation(request: Request, storage) -> Path:
+    """Stream the (possibly gzipped) negotiation body to a temporary file, at most MAX_NEGOTIATION_BYTES."""
+    path = storage.new_temp_path(".negotiation")
+    gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
+    size = 0
     try:
-        while True:
-            chunk = proc.stdout.read(1 << 16)
-            if not chunk:
-                break
+        with open(path, "wb") as fh:
+            async for chunk in request.stream():
+                data = _gunzip_step(inflater, chunk, MAX_NEGOTIATION_BYTES - size) if inflater else chunk
+                size += len(data)
+                if size > MAX_NEGOTIATION_BYTES:
+                    raise errors.PayloadTooLarge("git negotiation body too large")
+                fh.write(data)
+        if inflater is not None and not inflater.eof:
+            raise errors.BadRequest("Invalid gzip body: truncated")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+async def _stream_process(proc: subprocess.Popen, slot: anyio.Semaphore) -> AsyncIterator[bytes]:
+    """The process's output; the upload-pack slot is given back when the response ends, however it ends."""
+    try:
+        while chunk := await anyio.to_thread.run_sync(proc.stdout.read, 1 << 16):
             yield chunk
     finally:
         proc.stdout.close()
         if proc.poll() is None:
             proc.kill()
-        proc.wait()
+        await anyio.to_thread.run_sync(proc.wait)
+        slot.release()
 
 
 @router.post(
@@ -139,26 +147,28 @@ async def upload_pack(request: Request, ref: GitRepo, storage: Storage) -> Respo
     git_dir = storage.repos.git_dir(ref)
     if not shutil.which("git"):
         raise errors.NotFound("Smart HTTP is unavailable on this server; the dumb protocol still works")
-    data = await _read_negotiation(request)
-    proc = subprocess.Popen(
-        ["git", "upload-pack", "--stateless-rpc", str(git_dir)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=_git_env(request),
-    )
-
-    def feed() -> None:
+    body = await _spool_negotiation(request, storage)
+    slot = semaphore(request, "upload-pack")  # a few git processes at once; the others wait their turn
+    try:
+        await slot.acquire()
         try:
-            proc.stdin.write(data)
-        except BrokenPipeError:
-            pass
-        finally:
-            proc.stdin.close()
-
-    threading.Thread(target=feed, daemon=True).start()
+            with open(body, "rb") as stdin:
+                proc = subprocess.Popen(
+                    ["git", "upload-pack", "--stateless-rpc", str(git_dir)],
+                    stdin=stdin,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env=_git_env(request),
+                )
+        except BaseException:
+            slot.release()
+            raise
+    finally:
+        body.unlink(missing_ok=True)
     return StreamingResponse(
-        _stream_process(proc), media_type="application/x-git-upload-pack-result", headers={"Cache-Control": "no-cache"}
+        _stream_process(proc, slot),
+        media_type="application/x-git-upload-pack-result",
+        headers={"Cache-Control": "no-cache"},
     )
 
 
