@@ -65,6 +65,7 @@ repo_objects = sa.Table(
     sa.Column("repo_id", sa.Integer, sa.ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("kind", sa.String(16), primary_key=True),
     sa.Column("oid", sa.String(128), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=True),
 )
 
 scans = sa.Table(

@@ -221,20 +221,27 @@ class HubStorage:
 
     def _store_lfs(self, ref: RepoRef, staged: StagedFile) -> None:
         self.objects.put_file(lfs_key(staged.sha256), staged.path)
-        self.meta.claim_object(ref, LFS, staged.sha256)
+        self.meta.claim_object(ref, LFS, staged.sha256, staged.size)
 
     # ----------------------------------------------------------------- reading
 
     def _follow(self, ref: RepoRef, entries: list[TreeEntry]) -> list[TreeEntry]:
         """Entries as the repo may serve them: pointers to objects it does not own read as plain files."""
         oids = {e.lfs.oid for e in entries if e.lfs is not None}
-        owned = self.meta.owned_objects(ref, LFS, oids) if oids else set()
+        owned = self.meta.owned_sizes(ref, LFS, oids) if oids else {}
         out = []
         for entry in entries:
-            if entry.lfs is not None and (entry.lfs.oid not in owned or self.lfs_size(entry.lfs.oid) != entry.size):
+            if entry.lfs is not None and not self._serves_lfs(owned, entry):
                 entry = entry.as_plain()
             out.append(entry)
         return out
+
+    def _serves_lfs(self, owned: dict[str, int | None], entry: TreeEntry) -> bool:
+        """Whether the repo owns the entry's LFS object and it has the pointer's size (recorded, else measured)."""
+        if entry.lfs is None or entry.lfs.oid not in owned:
+            return False
+        size = owned[entry.lfs.oid]
+        return (self.lfs_size(entry.lfs.oid) if size is None else size) == entry.size
 
     def tree(self, ref: RepoRef, rev: str, path: str = "", *, recursive: bool = False) -> tuple[str, list[TreeEntry]]:
         """The commit sha and the entries under ``path``."""

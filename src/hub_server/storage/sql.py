@@ -13,7 +13,7 @@ import fcntl
 import hashlib
 import secrets
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -258,13 +258,14 @@ class SqlMetadataStore:
             raise errors.RepoNotFound(f"Repository {ref.id} not found")
         return repo_id
 
-    def claim_object(self, ref: RepoRef, kind: str, oid: str) -> None:
+    def claim_object(self, ref: RepoRef, kind: str, oid: str, size: int | None = None) -> None:
         """Record that ``ref`` may reference and serve object ``kind/oid`` (durable once this returns)."""
-        self.claim_objects(ref, kind, [oid])
+        self.claim_objects(ref, kind, {oid: size})
 
-    def claim_objects(self, ref: RepoRef, kind: str, oids: Iterable[str]) -> None:
-        """Record ownership of several objects at once."""
-        wanted = set(oids)
+    def claim_objects(self, ref: RepoRef, kind: str, oids: Iterable[str] | Mapping[str, int | None]) -> None:
+        """Record ownership of several objects at once (with their sizes when known)."""
+        sizes = dict(oids) if isinstance(oids, Mapping) else dict.fromkeys(oids)
+        wanted = set(sizes)
         if not wanted:
             return
         ro = schema.repo_objects
@@ -275,7 +276,7 @@ class SqlMetadataStore:
                     sa.select(ro.c.oid).where(ro.c.repo_id == repo_id, ro.c.kind == kind, ro.c.oid.in_(wanted))
                 ).scalars()
             )
-            rows = [{"repo_id": repo_id, "kind": kind, "oid": oid} for oid in sorted(wanted - have)]
+            rows = [{"repo_id": repo_id, "kind": kind, "oid": oid, "size": sizes[oid]} for oid in sorted(wanted - have)]
             if rows:
                 try:
                     conn.execute(ro.insert(), rows)
@@ -284,20 +285,22 @@ class SqlMetadataStore:
 
     def owned_objects(self, ref: RepoRef, kind: str, oids: Iterable[str]) -> set[str]:
         """The subset of ``oids`` that ``ref`` owns."""
+        return set(self.owned_sizes(ref, kind, oids))
+
+    def owned_sizes(self, ref: RepoRef, kind: str, oids: Iterable[str]) -> dict[str, int | None]:
+        """The owned subset of ``oids`` with their recorded sizes (None when recorded without one)."""
         wanted = list(set(oids))
         if not wanted:
-            return set()
+            return {}
         ro = schema.repo_objects
-        owned: set[str] = set()
+        owned: dict[str, int | None] = {}
         with self.engine.connect() as conn:
             repo_id = self._repo_id(conn, ref)
             for i in range(0, len(wanted), 500):
-                batch = wanted[i : i + 500]
-                owned.update(
-                    conn.execute(
-                        sa.select(ro.c.oid).where(ro.c.repo_id == repo_id, ro.c.kind == kind, ro.c.oid.in_(batch))
-                    ).scalars()
+                query = sa.select(ro.c.oid, ro.c.size).where(
+                    ro.c.repo_id == repo_id, ro.c.kind == kind, ro.c.oid.in_(wanted[i : i + 500])
                 )
+                owned.update((oid, size) for oid, size in conn.execute(query))
         return owned
 
     # ----------------------------------------------------------------- scans

@@ -89,6 +89,7 @@ def upgrade() -> None:
         sa.Column("repo_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("oid", sa.String(length=128), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["repo_id"], ["repos.id"], name=op.f("fk_repo_objects_repo_id_repos"), ondelete="CASCADE"
         ),
