@@ -108,5 +108,19 @@ def test_labels_survive_save_and_load(tmp_path):
     assert config.id2label == {0: "zero", 1: "one", 2: "two"} and config.num_classes == 3
 
 
-def test_timm_spelling_of_tiered_stem_is_accepted():
-    assert ResnetConfig(stem_type="deep_tiered").stem_type == "deep-tiered"
+def test_timm_spelling_of_tiered_stem_is_stored_and_the_old_one_still_loads(tmp_path):
+    assert ResnetConfig(stem_type="deep_tiered").stem_type == "deep_tiered"
+    assert ResnetConfig.from_timm("resnet10t").stem_type == "deep_tiered"
+    ResnetConfig(stem_type="deep_tiered").save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["stem_type"] == "deep_tiered"
+    saved["stem_type"] = "deep-tiered"  # a config.json written before timm's spelling was adopted
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert ResnetConfig.from_pretrained(tmp_path).stem_type == "deep_tiered"
+
+
+def test_imagenet_class_names_come_from_timm():
+    config = ResnetConfig.from_timm("resnet18")
+    assert config.num_classes == 1000
+    assert config.id2label[0] == "tench, Tinca tinca" and config.id2label[999].startswith("toilet tissue")
+    assert ResnetConfig.from_timm("resnet18", num_classes=3).id2label[0] == "LABEL_0"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
 
 from transformers import PretrainedConfig
 from transformers.utils import logging
@@ -15,15 +17,18 @@ except ImportError:  # transformers 4.x
 logger = logging.get_logger(__name__)
 
 BLOCK_TYPES = ("basic", "bottleneck")
-STEM_TYPES = ("", "deep", "deep-tiered")
+STEM_TYPES = ("", "deep", "deep_tiered")  # timm's spellings; configs saved with "deep-tiered" still load
 STAGE_NAMES = ("stem", "stage1", "stage2", "stage3", "stage4")
 IMAGE_PROCESSOR_TYPE = "TimmWrapperImageProcessor"
+PROCESSOR_FILE = "preprocessor_config.json"
 DATA_CONFIG_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+# The fields that set the classifier's size or class names; when none is given, timm's ImageNet names apply.
+LABEL_FIELDS = {"num_classes", "num_labels", "id2label", "label2id"}
 
 # One row per timm variant: the config fields that reproduce `timm.create_model(name)`.
 # Mirrors the `model_args` of timm's `@register_model` functions in `timm/models/resnet.py`.
 _DEEP_D = {"stem_width": 32, "stem_type": "deep", "avg_down": True}
-_DEEP_T = {"stem_width": 32, "stem_type": "deep-tiered", "avg_down": True}
+_DEEP_T = {"stem_width": 32, "stem_type": "deep_tiered", "avg_down": True}
 TIMM_PRESETS: dict[str, dict] = {
     "resnet10t": {"block_type": "basic", "layers": [1, 1, 1, 1], **_DEEP_T},
     "resnet14t": {"block_type": "bottleneck", "layers": [1, 1, 1, 1], **_DEEP_T},
@@ -52,6 +57,15 @@ TIMM_PRESETS: dict[str, dict] = {
 }
 
 
+def save_preprocessor_config(pretrained_cfg: dict, save_directory: str | os.PathLike) -> str:
+    """Write `preprocessor_config.json` (Transformers' `TimmWrapperImageProcessor` + timm's data config); its path."""
+    payload = {"image_processor_type": IMAGE_PROCESSOR_TYPE, "pretrained_cfg": dict(pretrained_cfg)}
+    path = os.path.join(save_directory, PROCESSOR_FILE)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -78,6 +92,19 @@ def _check_rate(name: str, value) -> None:
         raise ValueError(f"`{name}` must be a float in [0, 1), got {value!r}.")
 
 
+def timm_label_names(model_or_cfg) -> list[str] | None:
+    """ImageNet class names from timm's own tables when a timm model's (or pretrained config's) head has the size
+    of an ImageNet subset timm knows (1k, 12k, 21k, 22k...); None otherwise."""
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    subset = infer_imagenet_subset(model_or_cfg)
+    if subset is None:
+        return None
+    info = ImageNetInfo(subset)
+    descriptions = info.label_descriptions(as_dict=True)
+    return [descriptions[synset] for synset in info.label_names()]
+
+
 def timm_data_config(name: str | None = None, model=None, input_channels: int = 3) -> dict:
     """timm's evaluation data config (`resolve_data_config`) for a timm name, a timm model, or timm's defaults."""
     import timm
@@ -102,10 +129,66 @@ def timm_data_config(name: str | None = None, model=None, input_channels: int = 
 
 
 class ResnetConfig(BackboneConfigMixin, PretrainedConfig):
-    """Hyper-parameters of a timm `ResNet`; `model_type` is distinct from the built-in `"resnet"`.
+    r"""
+    Configuration of a timm `ResNet` wrapped as a Transformers model: `ResnetModel`, `ResnetModelForImageClassification`
+    and `ResnetBackbone`. The defaults describe timm's `resnet50`; `ResnetConfig.from_timm(name)` gives any variant of
+    `TIMM_PRESETS`. `model_type` is `"custom_resnet"`, distinct from Transformers' built-in `"resnet"`.
 
-    `pretrained_cfg` holds timm's evaluation data config; with `image_processor_type` it makes `config.json`
-    readable by Transformers' `TimmWrapperImageProcessor`, so `AutoImageProcessor` needs no custom code.
+    Args:
+        block_type (`str`, *optional*, defaults to `"bottleneck"`):
+            The residual block: `"basic"` (two 3x3 convolutions, ResNet-18/34) or `"bottleneck"` (1x1-3x3-1x1,
+            ResNet-50 and deeper).
+        layers (`list[int]`, *optional*, defaults to `[3, 4, 6, 3]`):
+            Number of blocks in each of the four stages.
+        num_classes (`int`, *optional*, defaults to 1000):
+            Size of the classifier head; 0 for features only. Always equal to `num_labels` and `len(id2label)`:
+            passing `id2label` (or `num_labels`) sets it.
+        input_channels (`int`, *optional*, defaults to 3):
+            Channels of the input images (1 for grayscale).
+        cardinality (`int`, *optional*, defaults to 1):
+            Groups of the 3x3 convolution in bottleneck blocks (32 for ResNeXt).
+        base_width (`int`, *optional*, defaults to 64):
+            Width per group of bottleneck blocks (4 or 8 for ResNeXt, 128 for Wide ResNet).
+        stem_width (`int`, *optional*, defaults to 64):
+            Channels of the stem's first convolutions (deep stems end with twice this many).
+        stem_type (`str`, *optional*, defaults to `""`):
+            `""` for one 7x7 convolution, `"deep"` for three 3x3 convolutions (the "c"/"d" variants),
+            `"deep_tiered"` for three 3x3 convolutions of growing width (the "t" variants). The older spelling
+            `"deep-tiered"` is read as `"deep_tiered"`.
+        avg_down (`bool`, *optional*, defaults to `False`):
+            Downsample shortcuts with average pooling + 1x1 convolution instead of a strided 1x1 convolution
+            (the "d" variants).
+        drop_rate (`float`, *optional*, defaults to 0.0):
+            Dropout before the classifier, in [0, 1).
+        drop_path_rate (`float`, *optional*, defaults to 0.0):
+            Stochastic-depth rate of the residual branches, in [0, 1).
+        zero_init_last (`bool`, *optional*, defaults to `True`):
+            Initialise the last BatchNorm of each block to zero, so every block starts as the identity.
+        pretrained_cfg (`dict`, *optional*):
+            timm's evaluation data config (`input_size`, `interpolation`, `mean`, `std`, `crop_pct`, `crop_mode`);
+            missing keys take timm's defaults. With `image_processor_type` it makes `config.json` readable by
+            Transformers' `TimmWrapperImageProcessor`, so `AutoImageProcessor` needs no custom code.
+        out_features (`list[str]`, *optional*):
+            Stages a `ResnetBackbone` returns, by name among `stem`, `stage1`...`stage4` (default: `["stage4"]`).
+        out_indices (`list[int]`, *optional*):
+            The same stages by index 0-4; must agree with `out_features` when both are given.
+        kwargs:
+            Any `PretrainedConfig` argument: `id2label`, `label2id`, `num_labels`, `problem_type`, ...
+
+    Example:
+
+    ```python
+    >>> from resnet_model import ResnetConfig, ResnetModelForImageClassification
+
+    >>> # a ResNet-50d for 10 classes, as in the tutorial
+    >>> config = ResnetConfig(block_type="bottleneck", stem_width=32, stem_type="deep", avg_down=True, num_classes=10)
+    >>> model = ResnetModelForImageClassification(config)
+
+    >>> # or any timm variant by name, with ImageNet's class names when the head has 1000 classes
+    >>> config = ResnetConfig.from_timm("resnet18")
+    >>> config.id2label[0]
+    'tench, Tinca tinca'
+    ```
     """
 
     model_type = "custom_resnet"
@@ -129,10 +212,10 @@ class ResnetConfig(BackboneConfigMixin, PretrainedConfig):
     ):
         if block_type not in BLOCK_TYPES:
             raise ValueError(f"`block_type` must be 'basic' or 'bottleneck', got {block_type!r}.")
-        if stem_type == "deep_tiered":  # timm's spelling
-            stem_type = "deep-tiered"
+        if stem_type == "deep-tiered":  # the spelling of configs saved before timm's was adopted
+            stem_type = "deep_tiered"
         if stem_type not in STEM_TYPES:
-            raise ValueError(f"`stem_type` must be '', 'deep' or 'deep-tiered', got {stem_type!r}.")
+            raise ValueError(f"`stem_type` must be one of {list(STEM_TYPES)}, got {stem_type!r}.")
         layers = list(layers) if isinstance(layers, (list, tuple)) else layers
         if not isinstance(layers, list) or len(layers) != 4 or not all(_is_int(n) and n >= 1 for n in layers):
             raise ValueError(f"`layers` must be a list of 4 positive integers (blocks per stage), got {layers!r}.")
@@ -289,7 +372,8 @@ class ResnetConfig(BackboneConfigMixin, PretrainedConfig):
 
     @classmethod
     def from_timm(cls, name: str, **overrides) -> ResnetConfig:
-        """Config reproducing `timm.create_model(name)`; `overrides` replace any field (e.g. `num_classes`)."""
+        """Config reproducing `timm.create_model(name)`, with timm's ImageNet class names for a 1000-class head;
+        `overrides` replace any field (e.g. `num_classes`, `id2label`)."""
         arch = name.split(".", 1)[0]  # accept pretrained tags such as "resnet50d.ra2_in1k"
         if arch not in TIMM_PRESETS:
             raise ValueError(f"Unknown timm ResNet variant {name!r}; known variants: {', '.join(TIMM_PRESETS)}.")
@@ -297,6 +381,12 @@ class ResnetConfig(BackboneConfigMixin, PretrainedConfig):
         fields.update(overrides)
         if "pretrained_cfg" not in fields:
             fields["pretrained_cfg"] = timm_data_config(name, input_channels=fields.get("input_channels", 3))
+        if not LABEL_FIELDS & set(overrides):
+            import timm
+
+            names = timm_label_names(timm.models.get_pretrained_cfg(name).to_dict())
+            if names is not None:
+                fields["id2label"] = dict(enumerate(names))
         return cls(**fields)
 
 

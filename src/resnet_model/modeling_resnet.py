@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -16,7 +15,13 @@ from transformers.modeling_outputs import (
     ImageClassifierOutputWithNoAttention,
 )
 
-from .configuration_resnet import IMAGE_PROCESSOR_TYPE, ResnetConfig, timm_data_config
+from .configuration_resnet import (
+    LABEL_FIELDS,
+    ResnetConfig,
+    save_preprocessor_config,
+    timm_data_config,
+    timm_label_names,
+)
 
 try:  # transformers >= 5
     from transformers.backbone_utils import BackboneMixin
@@ -34,7 +39,6 @@ AUTO_MAP = {
     "AutoModelForImageClassification": "modeling_resnet.ResnetModelForImageClassification",
     "AutoBackbone": "modeling_resnet.ResnetBackbone",
 }
-PROCESSOR_FILE = "preprocessor_config.json"
 
 
 def build_timm_resnet(config: ResnetConfig) -> ResNet:
@@ -90,10 +94,7 @@ class ResnetPreTrainedModel(PreTrainedModel):
         hub_kwargs = {k: kwargs.pop(k) for k in _PUSH_KWARGS if k in kwargs}
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
-            payload = {"image_processor_type": IMAGE_PROCESSOR_TYPE, "pretrained_cfg": self.config.pretrained_cfg}
-            path = os.path.join(save_directory, PROCESSOR_FILE)
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(payload, indent=2) + "\n")
+            save_preprocessor_config(self.config.pretrained_cfg, save_directory)
             if push_to_hub:  # push_to_hub saves again into a folder it uploads whole, processor file included
                 repo_id = hub_kwargs.pop("repo_id", os.path.basename(os.path.normpath(str(save_directory))))
                 self.push_to_hub(repo_id, **hub_kwargs)
@@ -107,6 +108,16 @@ class ResnetPreTrainedModel(PreTrainedModel):
         prefix = self.base_model_prefix + "."
         state_dict = {k if k.startswith(prefix) else prefix + k: v for k, v in state_dict.items()}
         return super().load_state_dict(state_dict, *args, **kwargs)
+
+    def _prologue(
+        self, pixel_values, output_hidden_states: bool | None, return_dict: bool | None
+    ) -> tuple[torch.Tensor, bool, bool]:
+        """The forward prologue every head shares: checked pixel values and the resolved output flags."""
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        if return_dict is None:
+            return_dict = self.config.return_dict
+        return self._prepare_pixel_values(pixel_values), output_hidden_states, return_dict
 
     def _prepare_pixel_values(self, pixel_values) -> torch.Tensor:
         """Validate the input's shape and bring it to the model's dtype."""
@@ -148,11 +159,9 @@ class ResnetModel(ResnetPreTrainedModel):
         **kwargs,
     ) -> BaseModelOutputWithPoolingAndNoAttention | tuple:
         """`last_hidden_state` (B, C, H, W) = timm's `forward_features`; `pooler_output` (B, C)."""
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        pixel_values, output_hidden_states, return_dict = self._prologue(
+            pixel_values, output_hidden_states, return_dict
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        pixel_values = self._prepare_pixel_values(pixel_values)
         features, hidden_states = self._features(pixel_values, output_hidden_states)
         pooled = self.model.forward_head(features, pre_logits=True)
         if not return_dict:
@@ -184,11 +193,9 @@ class ResnetModelForImageClassification(ResnetPreTrainedModel):
         **kwargs,
     ) -> ImageClassifierOutputWithNoAttention | tuple:
         """`logits` (B, num_classes); `loss` follows `config.problem_type` as in Transformers' classifiers."""
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        pixel_values, output_hidden_states, return_dict = self._prologue(
+            pixel_values, output_hidden_states, return_dict
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        pixel_values = self._prepare_pixel_values(pixel_values)
         features, hidden_states = self._features(pixel_values, output_hidden_states)
         logits = self.model.forward_head(features)
         loss = self._loss(logits, labels) if labels is not None else None
@@ -242,6 +249,10 @@ class ResnetModelForImageClassification(ResnetPreTrainedModel):
         if isinstance(source, str):
             config = ResnetConfig.from_timm(source, **overrides)
             if checkpoint is not None:
+                if not os.path.isfile(checkpoint):
+                    raise FileNotFoundError(
+                        f"`checkpoint` file not found: {checkpoint!r} (a timm state dict: .safetensors, .pth or .bin)."
+                    )
                 state_dict = timm.models.load_state_dict(str(checkpoint), weights_only=True)
         elif isinstance(source, nn.Module):
             overrides.setdefault(
@@ -285,11 +296,9 @@ class ResnetBackbone(BackboneMixin, ResnetPreTrainedModel):
         **kwargs,
     ) -> BackboneOutput | tuple:
         """`feature_maps`: one (B, C, H, W) map per `out_features` entry; `hidden_states`: all five maps."""
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        pixel_values, output_hidden_states, return_dict = self._prologue(
+            pixel_values, output_hidden_states, return_dict
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        pixel_values = self._prepare_pixel_values(pixel_values)
         if output_hidden_states:
             hidden_states = tuple(self.model.forward_intermediates(pixel_values, intermediates_only=True))
             feature_maps = tuple(hidden_states[i] for i in self.out_indices)
@@ -330,9 +339,13 @@ def _config_from_timm_module(module: nn.Module, overrides: dict) -> ResnetConfig
         fields["input_channels"] = module.conv1[0].in_channels
         fields["stem_width"] = module.conv1[3].out_channels
         tiered = module.conv1[0].out_channels != module.conv1[3].out_channels
-        fields["stem_type"] = "deep-tiered" if tiered else "deep"
+        fields["stem_type"] = "deep_tiered" if tiered else "deep"
     else:
         fields["input_channels"] = module.conv1.in_channels
+    if not LABEL_FIELDS & set(overrides):
+        names = timm_label_names(module)
+        if names is not None and len(names) == module.num_classes:
+            fields["id2label"] = dict(enumerate(names))
     fields.update(overrides)
     return ResnetConfig(**fields)
 

@@ -14,9 +14,13 @@ from typing import Any
 
 from torch import nn
 
-from resnet_model.configuration_resnet import DATA_CONFIG_KEYS, IMAGE_PROCESSOR_TYPE, timm_data_config
+from resnet_model.configuration_resnet import (
+    DATA_CONFIG_KEYS,
+    IMAGE_PROCESSOR_TYPE,
+    save_preprocessor_config,
+    timm_data_config,
+)
 
-PROCESSOR_FILE = "preprocessor_config.json"
 CONFIG_FILE = "config.json"
 
 
@@ -46,13 +50,11 @@ def save_image_processor(config_or_name: Any, out_dir: str | os.PathLike, **over
     """Write the image processor for `config_or_name` into `out_dir` (and into its `config.json`); returns its path."""
     data = data_config_for(config_or_name, **overrides)
     out_dir = Path(out_dir)
-    payload = {"image_processor_type": IMAGE_PROCESSOR_TYPE, "pretrained_cfg": data}
-    path = out_dir / PROCESSOR_FILE
-    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    path = Path(save_preprocessor_config(data, out_dir))
     config_path = out_dir / CONFIG_FILE
     if config_path.is_file():
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        config.update(payload)
+        config.update(image_processor_type=IMAGE_PROCESSOR_TYPE, pretrained_cfg=data)
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
@@ -66,6 +68,11 @@ def image_processor_from_data_config(data: dict) -> Any:
 
 def load_image_processor(path_or_repo: str | os.PathLike, revision: str | None = None, **kwargs: Any) -> Any:
     """The image processor saved with a model (local folder or Hub repo)."""
+    import transformers
     from transformers import AutoImageProcessor
 
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        # TimmWrapperImageProcessor has only a PIL implementation; asking for it avoids a misleading
+        # "torchvision backend is not available" warning from Transformers' default choice.
+        kwargs.setdefault("backend", "pil")
     return AutoImageProcessor.from_pretrained(str(path_or_repo), revision=revision, **kwargs)
