@@ -1,4 +1,4 @@
-"""Command line: ``serve`` a hub, ``add-user`` to it.
+"""Command line: ``serve`` a hub, ``add-user`` to it, ``list-tokens`` and ``revoke-token``.
 
 Every option can also come from the environment (``HUB_ROOT``, ``HUB_DATABASE_URL``, ``HUB_OBJECT_STORE``,
 ``HUB_SECRET_KEY``…); a flag given on the command line wins.

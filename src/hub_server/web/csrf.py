@@ -4,7 +4,7 @@ Every page render gives its forms a ``csrf`` value, a signature of the random no
 cookie (``SameSite=Strict``, ``HttpOnly``; set on the first page a browser sees). A state-changing POST
 must carry a token that matches the cookie of the same browser: another site can neither read the cookie
 nor make one, and the signature expires. Checked together with the Origin check of ``pages._same_origin``.
-Any page handler with a form uses ``{{ csrf }}`` in the template and ``csrf_valid`` in its POST route.
+Any page with a form puts ``{{ form_csrf }}`` in a ``csrf`` field and checks it with ``csrf_valid`` in its POST route.
 """
 
 from __future__ import annotations

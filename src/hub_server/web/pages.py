@@ -56,7 +56,7 @@ def render(request: Request, template: str, status: int = 200, **context) -> HTM
     context.setdefault("title", "Hub")
     csrf, new_nonce = csrf_token(request, _storage(request).signer)
     html = templates.get_template(template).render(
-        viewer=viewer(request), request_path=request.url.path, csrf=csrf, **context
+        viewer=viewer(request), request_path=request.url.path, form_csrf=csrf, **context
     )
     response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
     if new_nonce is not None:
