@@ -36,7 +36,7 @@ MAGIC = (
 CONTAINERS = frozenset(name for _, name in MAGIC) | {"tar"}
 NOT_INSPECTED = frozenset({"7z", "rar"})  # no loader unpickles these by itself; reported as unscanned
 _OPCODES = frozenset(op.code.encode("latin-1") for op in pickletools.opcodes)
-_GLOBAL_OPS = frozenset({"GLOBAL", "INST", "STACK_GLOBAL", "EXT1", "EXT2", "EXT4"})
+_GLOBAL_OPS = frozenset({"GLOBAL", "INST", "STACK_GLOBAL"})  # EXT1/2/4: no codes are registered
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 

@@ -23,6 +23,7 @@ MAX_LINE = 1 << 20  # a text opcode argument longer than this is refused (a load
 BIG_ARG = 1 << 16  # byte/string arguments larger than this are skipped, not kept
 CHUNK = 1 << 20
 MAX_GLOBALS = 5000
+MAX_FRAME = 1 << 20
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 
@@ -210,8 +211,9 @@ class Recorder(pickle._Unpickler):  # the pure-Python unpickler joblib itself us
         return _Stub()
 
     def get_extension(self, code):
-        self._record("copyreg", f"extension_{code}")
-        self.append(_stand_in("copyreg", f"extension_{code}"))
+        # CPython registers no extension codes (copyreg.add_extension is for the application to call), so a
+        # loader stops here with "unregistered extension code", as the scan does.
+        raise pickle.UnpicklingError(f"unregistered extension code {code}")
 
     def load_binbytes(self):
         (size,) = struct.unpack("<I", self.read(4))
@@ -248,7 +250,9 @@ class Recorder(pickle._Unpickler):  # the pure-Python unpickler joblib itself us
 
     def load_frame(self):
         (size,) = struct.unpack("<Q", self.read(8))
-        if size > BIG_ARG * 16:
+        if size > MAX_FRAME:  # pickle writes frames of 64 KiB: only a crafted stream has a larger one
+            if len(self.reader.peek(min(size, MAX_FRAME + 1))) < min(size, MAX_FRAME + 1):
+                raise pickle.UnpicklingError("pickle exhausted before end of frame")  # where a loader stops
             raise ScanLimit("a pickle frame larger than 1 MiB")
         self._unframer.load_frame(size)
 
