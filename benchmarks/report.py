@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .inference import AGREEMENT_GOAL
@@ -184,16 +185,19 @@ def fast_path_notes(entry: dict) -> list[str]:
     setups = facts.get("engine_setup_s", {})
     if setups:
         last = list(setups.values())[-1]
+        engines = [k.removeprefix("build ") for k in last if k.startswith("build ")]
+        first = {e: last.get(f"build {e}", 0) + last.get(f"parity {e}", 0) for e in engines}
         notes.append(
-            f"Building the engines rows ({facts.get('engines_setup_s', 0):.0f} s in all): "
-            + _seconds(last, "ONNX export", "int8 quantization", *[k for k in last if k.startswith("build ")])
+            f"First call of each engine row ({facts.get('engines_setup_s', 0):.0f} s in all, fp32 eager reference "
+            f"included): {_seconds(last, 'ONNX export', 'int8 quantization')} (shared); then build and parity "
+            "check on 16 crops (compilation at batch 8 included): "
+            + ", ".join(f"{e} {seconds:.1f} s" for e, seconds in first.items())
             + "."
         )
-    firsts = {"8": entry["agreement"]["first_call_s"]}
-    firsts.update({b: f["first_call_s"] for b, f in entry["batches"].items() if b != "8"})
+    firsts = {b: f["first_call_s"] for b, f in entry["batches"].items() if b != "8"}  # 8: in the parity check
     for key in (k for k in entry["contenders"] if "compile" in k):
         calls = ", ".join(f"batch {b} {f[key]:.0f} s" for b, f in firsts.items() if key in f)
-        notes.append(f"First call of {entry['contenders'][key]} (compilation included): {calls}.")
+        notes.append(f"First call of {entry['contenders'][key]} at another batch size (compilation): {calls}.")
     return notes
 
 
@@ -238,7 +242,11 @@ def render_markdown(results: dict, *, json_path: Path, root: Path) -> str:
         "# Benchmarks",
         "",
         f"Command: `.venv/bin/python -m benchmarks.run{' --quick' if settings['quick'] else ''}` "
-        f"({results['runtime_s']:.0f} s). Raw figures: `{json_name}`. Date: {results['date']}.",
+        f"({results['runtime_s']:.0f} s). Raw figures: `{json_name}`. Date: {results['date']}."
+        + "".join(
+            f" The {section} figures are from the run of {date} (this run measured only the other sections)."
+            for section, date in results.get("earlier_sections", {}).items()
+        ),
         "",
         f"Machine: {machine['cpu']}, {machine['logical_cores']} logical cores ({machine['torch_threads']} torch "
         f"threads), Python {machine['python']}, torch {machine['torch']}, timm {machine['timm']}, "
@@ -372,8 +380,15 @@ def render_markdown(results: dict, *, json_path: Path, root: Path) -> str:
             out += ["| figure | value |", "|---|---:|"]
             out += [f"| {k} | {v:.3g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in _flatten(hub)]
             out += [""]
-    out += _explanations(results)
+    out += _marked_sections(root / "BENCHMARKS.md") + _explanations(results)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _marked_sections(path: Path) -> list[str]:
+    """Sections other benchmarks write into BENCHMARKS.md between ``<!-- name:start -->`` and ``<!-- name:end -->``
+    (``benchmarks/hub_xet.py``): carried over unchanged when the file is regenerated."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return [f"{m.group(0)}\n" for m in re.finditer(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->", text, re.S)]
 
 
 def _loads(values: list | None) -> str:

@@ -50,6 +50,21 @@ def run_hub(quick: bool, workdir: Path, log) -> dict:
     return json.loads(out.read_text())
 
 
+def keep_earlier_sections(results: dict, json_path: Path, sections: list[str]) -> None:
+    """Carry over the sections this run left out (`--only`) from the previous results file, marked with its date."""
+    try:
+        earlier = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if earlier.get("settings", {}).get("quick") != results["settings"]["quick"]:
+        return
+    for section in SECTIONS:
+        if section not in sections and section in earlier:
+            results[section] = earlier[section]
+            dates = earlier.get("earlier_sections", {})
+            results.setdefault("earlier_sections", {})[section] = dates.get(section, earlier.get("date"))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
             results["hub"] = run_hub(quick, workdir, log)
     results["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     results["runtime_s"] = round(time.perf_counter() - started, 1)
+    keep_earlier_sections(results, json_path, sections)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
