@@ -22,6 +22,7 @@ import torch
 from hubtools import seeded_bytes
 from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import HfHubHTTPError
+from test_hub_scanning import _evil_torch_zip as evil_torch_zip
 
 from hub_server import RepoRef, running_hub
 from hub_server.storage import AddFile
@@ -34,17 +35,6 @@ class _Evil:
 
 def evil_pickle(protocol: int = 4) -> bytes:
     return pickle.dumps(_Evil(), protocol=protocol)
-
-
-def evil_torch_zip() -> bytes:
-    buf = io.BytesIO()
-    torch.save({"weights": torch.zeros(2)}, buf)
-    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as dst:
-        for item in src.infolist():
-            dst.writestr(item, evil_pickle() if item.filename.endswith("data.pkl") else src.read(item.filename))
-    return out.getvalue()
 
 
 def joblib_bytes(value, compress) -> bytes:

@@ -19,15 +19,21 @@ T = TypeVar("T")
 CAPACITY = {"expand": 4, "yaml": 2, "pages": 6, "upload-pack": 4}
 
 
-def limiter(request: Request, name: str) -> anyio.CapacityLimiter:
-    """The app's limiter for a class of work (created on first use, inside the app's event loop)."""
+def _per_app(request: Request, registry: str, name: str, make: Callable[[int], T]) -> T:
+    """One object per app and class of work, created on first use (inside the app's event loop)."""
     state = request.app.state
-    limiters = getattr(state, "limiters", None)
-    if limiters is None:
-        limiters = state.limiters = {}
-    if name not in limiters:
-        limiters[name] = anyio.CapacityLimiter(CAPACITY[name])
-    return limiters[name]
+    items = getattr(state, registry, None)
+    if items is None:
+        items = {}
+        setattr(state, registry, items)
+    if name not in items:
+        items[name] = make(CAPACITY[name])
+    return items[name]
+
+
+def limiter(request: Request, name: str) -> anyio.CapacityLimiter:
+    """The app's limiter for a class of work run in worker threads."""
+    return _per_app(request, "limiters", name, anyio.CapacityLimiter)
 
 
 async def run_limited(request: Request, kind: str, fn: Callable[..., T], /, *args, **kwargs) -> T:
@@ -37,10 +43,4 @@ async def run_limited(request: Request, kind: str, fn: Callable[..., T], /, *arg
 
 def semaphore(request: Request, name: str) -> anyio.Semaphore:
     """The app's semaphore for work held across a streamed response (released by whichever task ends it)."""
-    state = request.app.state
-    semaphores = getattr(state, "semaphores", None)
-    if semaphores is None:
-        semaphores = state.semaphores = {}
-    if name not in semaphores:
-        semaphores[name] = anyio.Semaphore(CAPACITY[name])
-    return semaphores[name]
+    return _per_app(request, "semaphores", name, anyio.Semaphore)
