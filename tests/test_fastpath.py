@@ -349,3 +349,48 @@ def test_agreement_detects_changed_predictions(classifiers, photos) -> None:
     assert top1_agreement(reference, reference.roll(1, dims=-1)) < 0.5
     with pytest.raises(ValueError, match="shapes differ"):
         top1_agreement(reference, reference[:, :10])
+
+
+@pytest.fixture
+def saved_photos(tmp_path, tiny_config):
+    """A tiny classifier saved with its code, and six photographs as PNG files."""
+    from PIL import Image
+
+    torch.manual_seed(0)
+    tiny_config.pretrained_cfg = {"input_size": [3, 32, 32], "interpolation": "bilinear", "crop_pct": 1.0}
+    ResnetModelForImageClassification(tiny_config).eval().save_pretrained(tmp_path / "model")
+    paths = []
+    for index, photo in enumerate(source_photos()[:6]):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(photo).save(paths[-1])
+    return str(tmp_path / "model"), paths
+
+
+def test_predict_uses_the_fast_path_for_more_than_a_few_images(saved_photos, capsys) -> None:
+    import io
+
+    from resnet_toolkit.predict import predict
+
+    folder, paths = saved_photos
+    options = {"trust_remote_code": True, "top_k": 2, "out": io.StringIO()}
+    eager = predict(folder, paths, fast_path=False, **options)
+    assert "fast path:" not in capsys.readouterr().err
+    fast = predict(folder, paths, **options)
+    assert "fast path: " in capsys.readouterr().err
+    for want, have in zip(eager, fast, strict=True):
+        assert [label for label, _ in want] == [label for label, _ in have]
+        assert [p for _, p in want] == pytest.approx([p for _, p in have], abs=1e-4)
+    predict(folder, paths[: fastpath.FAST_PATH_MIN_IMAGES - 1], **options)
+    assert "fast path:" not in capsys.readouterr().err
+
+
+def test_predict_command_can_leave_the_fast_path_off(saved_photos) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder, paths = saved_photos
+    command = [str(Path(sys.executable).with_name("resnet-model")), "predict", folder, *paths, "--trust-remote-code"]
+    result = subprocess.run([*command, "--no-fast-path"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "fast path:" not in result.stderr and result.stdout.count(".png: ") == len(paths)

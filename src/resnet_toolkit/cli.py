@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=_positive_int, default=5, metavar="K", help="labels per image (default: 5)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the repo's code to run")
     p.add_argument("--require-pinned", action="store_true", help="refuse a revision that is not a full commit SHA")
+    p.add_argument(
+        "--no-fast-path",
+        dest="fast_path",
+        action="store_false",
+        default=None,
+        help="run the model as loaded (default: the fastest engine measured on this machine, from 5 images on)",
+    )
     _add_hub_options(p)
 
     p = sub.add_parser(
@@ -222,7 +229,14 @@ def run(args: argparse.Namespace) -> int:
         from .predict import predict
 
         predict(
-            args.source, args.images, args.revision, args.top_k, args.trust_remote_code, args.require_pinned, args.token
+            args.source,
+            args.images,
+            args.revision,
+            args.top_k,
+            args.trust_remote_code,
+            args.require_pinned,
+            args.token,
+            fast_path=args.fast_path,
         )
         return 0
     if args.command == "verify":

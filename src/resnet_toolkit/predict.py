@@ -39,9 +39,13 @@ def predict(
     require_pinned: bool = False,
     token: str | None = None,
     out=sys.stdout,
+    fast_path: bool | None = None,
 ) -> list[list[tuple[str, float]]]:
-    """Top-`top_k` (label, probability) per image, after showing the source, its revision and its code."""
-    import torch
+    """Top-`top_k` (label, probability) per image, after showing the source, its revision and its code.
+
+    `fast_path`: run the model on `resnet_toolkit.fastpath`'s fastest engine (None: from 5 images on).
+    """
+    from .fastpath import batched_logits
 
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
@@ -86,8 +90,8 @@ def predict(
     except (OSError, ValueError):
         print("warning: no preprocessor_config.json; using timm's default data config", file=sys.stderr)
         processor = image_processor_from_data_config(data_config_for(model.config))
-    with torch.no_grad():
-        logits = model(pixel_values=processor(images, return_tensors="pt")["pixel_values"]).logits
+    pixel_values = processor(images, return_tensors="pt")["pixel_values"]
+    logits = batched_logits(model, pixel_values, fast_path=fast_path)
     probabilities = logits.softmax(-1)
     k = min(top_k, probabilities.shape[-1])
     results = []
