@@ -31,8 +31,10 @@ def main(argv: list[str]) -> int:
 
     import numpy as np
     import torch
+    import transformers
     from PIL import Image
     from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from transformers.utils import HF_MODULES_CACHE
 
     repo, sha, data_path, out_path = argv
     try:
@@ -41,7 +43,9 @@ def main(argv: list[str]) -> int:
     except ModuleNotFoundError:
         importable = False
     model = AutoModelForImageClassification.from_pretrained(repo, revision=sha, trust_remote_code=True).eval()
-    processor = AutoImageProcessor.from_pretrained(repo, revision=sha, trust_remote_code=True)
+    # TimmWrapperImageProcessor has only a PIL implementation (transformers 5 would first look for torchvision)
+    backend = {"backend": "pil"} if int(transformers.__version__.split(".")[0]) >= 5 else {}
+    processor = AutoImageProcessor.from_pretrained(repo, revision=sha, trust_remote_code=True, **backend)
     data = np.load(data_path)
     images = [Image.fromarray(image, mode="L") for image in data["images"]]
     with torch.no_grad():
@@ -55,6 +59,7 @@ def main(argv: list[str]) -> int:
         "resnet_model_loaded": any(name.split(".")[0] == "resnet_model" for name in sys.modules),
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "model_file": str(model_file),
+        "model_code": str(model_file.relative_to(HF_MODULES_CACHE)),
         "code_commit": code_commit,
         "cached_snapshots": sorted(p.name for p in snapshots.iterdir()) if snapshots.is_dir() else [],
         "predictions": predictions,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
-from .remote import Source, fetch_text, is_full_sha, resolve_repo_revision, resolve_source
+from .remote import Source, fetch_text, resolve_repo_revision, resolve_source
 from .remote_code import CONFIG_FILES, code_references
 
 # Files whose `auto_map` (and, for config.json, `custom_pipelines`) name code a remote-code load imports.
@@ -147,18 +147,48 @@ def _trusted_text(against: str, code_file: CodeFile, trusted: dict[tuple[str, st
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
-def audit(repo: str, revision: str, against: str | None = None, token: str | None = None, out=sys.stdout) -> bool:
-    """Print the audit of `repo`@`revision`; returns True when nothing differs from the trusted version."""
-    source = resolve_source(repo, revision, token)
-    if source.is_local:
-        raise UserError(f"audit takes a Hub repo id, not a local folder: {repo}")
-    if not is_full_sha(revision):
-        print(f"warning: revision {revision!r} is not a full commit SHA; auditing what it points to now", file=out)
-    print(f"audit of {source.location} at commit {source.revision} (nothing below is imported or run)", file=out)
-    files = collect_code_files(source, token)
+def audit(
+    source: str,
+    *,
+    revision: str | None = None,
+    against: str | None = None,
+    token: str | None = None,
+    out=None,
+) -> bool:
+    """Print the audit of a repo at `revision` (or a local folder); True when nothing differs from `against`."""
+    out = out or sys.stdout
+    where = resolve_source(source, revision, token)
+    _print_header(where, out)
+    files = collect_code_files(where, token)
     if not files:
         print("no remote code: config files have no auto_map; trust_remote_code is not needed", file=out)
         return True
+    _print_files(files, out)
+    if against is None:
+        return True
+    trusted, against_label = _trusted_version(where, against, token)
+    print(f"diff against trusted {against_label}:", file=out)
+    differing = sum(_print_diff(code_file, _trusted_text(against, code_file, trusted), out) for code_file in files)
+    if differing:
+        print(f"result: {differing} of {len(files)} code file(s) differ from the trusted version", file=out)
+    else:
+        print(f"result: all {len(files)} code file(s) match the trusted version", file=out)
+    return differing == 0
+
+
+def _print_header(where: Source, out) -> None:
+    if where.is_local:
+        print(f"audit of the local folder {where.location} (nothing below is imported or run)", file=out)
+        return
+    if not where.pinned:
+        print(
+            f"warning: revision {where.requested or 'main'!r} is not a full commit SHA; auditing what it points to now",
+            file=out,
+        )
+    print(f"audit of {where.location} at commit {where.revision} (nothing below is imported or run)", file=out)
+
+
+def _print_files(files: list[CodeFile], out) -> None:
     print(f"{len(files)} code file(s) a trust_remote_code load would execute:", file=out)
     for code_file in files:
         print(f"  {code_file.sha256}  {code_file.label}", file=out)
@@ -169,36 +199,35 @@ def audit(repo: str, revision: str, against: str | None = None, token: str | Non
     unpinned = sorted({f.repo for f in files if not f.pinned})
     if unpinned:
         print(f"warning: code from {', '.join(unpinned)} follows a moving branch, not the pinned revision", file=out)
-    if against is None:
-        return True
-    trusted = None
-    if not Path(against).is_dir():
-        if not re.fullmatch(r"[0-9a-f]{7,40}", against):
-            raise UserError(f"--against must be a folder or a commit SHA, got {against!r}")
-        trusted_source = resolve_source(repo, against, token)
-        trusted = {(f.repo, f.path): f for f in collect_code_files(trusted_source, token)}
-        against_label = f"{repo}@{trusted_source.revision}"
-    else:
-        against_label = str(against)
-    print(f"diff against trusted {against_label}:", file=out)
-    differing = 0
-    for code_file in files:
-        old = _trusted_text(against, code_file, trusted)
-        if old == code_file.text:
-            print(f"  identical: {code_file.path}", file=out)
-            continue
-        differing += 1
-        print(f"  {'NEW (not in the trusted version)' if old is None else 'CHANGED'}: {code_file.path}", file=out)
-        out.writelines(
-            difflib.unified_diff(
-                (old or "").splitlines(keepends=True),
-                code_file.text.splitlines(keepends=True),
-                fromfile=f"trusted/{code_file.path}",
-                tofile=code_file.label,
-            )
+
+
+def _trusted_version(
+    where: Source, against: str, token: str | None
+) -> tuple[dict[tuple[str, str], CodeFile] | None, str]:
+    """The trusted code files (None: read them from the folder `against`) and how to name that version."""
+    if Path(against).is_dir():
+        return None, str(against)
+    if where.is_local:
+        raise UserError(f"--against must be a folder when auditing a local folder, got {against!r}")
+    if not re.fullmatch(r"[0-9a-f]{7,40}", against):
+        raise UserError(f"--against must be a folder or a commit SHA, got {against!r}")
+    trusted_source = resolve_source(where.location, against, token)
+    trusted = {(f.repo, f.path): f for f in collect_code_files(trusted_source, token)}
+    return trusted, f"{where.location}@{trusted_source.revision}"
+
+
+def _print_diff(code_file: CodeFile, old: str | None, out) -> bool:
+    """Print whether `code_file` matches its trusted text, with a unified diff when not; True when it differs."""
+    if old == code_file.text:
+        print(f"  identical: {code_file.path}", file=out)
+        return False
+    print(f"  {'NEW (not in the trusted version)' if old is None else 'CHANGED'}: {code_file.path}", file=out)
+    out.writelines(
+        difflib.unified_diff(
+            (old or "").splitlines(keepends=True),
+            code_file.text.splitlines(keepends=True),
+            fromfile=f"trusted/{code_file.path}",
+            tofile=code_file.label,
         )
-    if differing:
-        print(f"result: {differing} of {len(files)} code file(s) differ from the trusted version", file=out)
-    else:
-        print(f"result: all {len(files)} code file(s) match the trusted version", file=out)
-    return differing == 0
+    )
+    return True

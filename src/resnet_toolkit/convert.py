@@ -7,11 +7,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ._files import atomic_dir
-from .card import MODEL_CARD
-from .errors import UserError
+from ._files import atomic_dir, check_output_dir
+from .card import write_card
+from .errors import CheckFailed, UserError
 from .parity import ParityReport, compare
-from .processing import save_image_processor
 
 
 def read_labels(path: str | os.PathLike) -> list[str]:
@@ -53,17 +52,23 @@ def label_fields(labels: list[str] | None, num_classes: int | None) -> dict:
     return {}
 
 
+def check_inputs(name: str, checkpoint: str | None, random_init: bool) -> None:
+    """Refuse an unknown variant, a missing checkpoint or contradictory flags before any model is built."""
+    from resnet_model import TIMM_PRESETS
+
+    if name.split(".", 1)[0] not in TIMM_PRESETS:
+        raise UserError(f"unknown TIMM_NAME {name!r}; allowed: {', '.join(TIMM_PRESETS)}")
+    if checkpoint is not None and random_init:
+        raise UserError("--checkpoint and --random-init exclude each other; pass one.")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise UserError(f"--checkpoint file not found: {checkpoint}")
+
+
 def create_timm_model(name: str, checkpoint: str | None, random_init: bool, num_classes: int | None):  # -> timm ResNet
     """timm's own model: weights from `checkpoint`, from timm's pretrained source, or random."""
     import timm
 
-    from resnet_model import TIMM_PRESETS
-
-    arch = name.split(".", 1)[0]
-    if arch not in TIMM_PRESETS:
-        raise UserError(f"unknown TIMM_NAME {name!r}; allowed: {', '.join(TIMM_PRESETS)}")
-    if checkpoint is not None and random_init:
-        raise UserError("--checkpoint and --random-init exclude each other; pass one.")
+    check_inputs(name, checkpoint, random_init)
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
     if checkpoint is not None:
         return _timm_from_checkpoint(name, checkpoint, num_classes)
@@ -82,8 +87,6 @@ def _timm_from_checkpoint(name: str, checkpoint: str, num_classes: int | None):
     """timm `name` with the weights of a local file; the classifier is re-initialised if `num_classes` differs."""
     import timm
 
-    if not Path(checkpoint).is_file():
-        raise UserError(f"--checkpoint file not found: {checkpoint}")
     try:
         state_dict = timm.models.load_state_dict(str(checkpoint), weights_only=True)
     except Exception as error:  # safetensors and torch raise different types for unreadable files
@@ -112,6 +115,7 @@ def _timm_from_checkpoint(name: str, checkpoint: str, num_classes: int | None):
 
 def convert(
     name: str,
+    *,
     out: str | os.PathLike,
     checkpoint: str | None = None,
     random_init: bool = False,
@@ -120,9 +124,14 @@ def convert(
     overwrite: bool = False,
     log: Callable[[str], None] = print,
 ) -> ParityReport:
-    """Write a Transformers folder (config, safetensors, image processor, code, card) for timm `name` into `out`."""
+    """Write a Transformers folder (config, safetensors, image processor, code, card) for timm `name` into `out`.
+
+    Every input is checked before a model is built; the folder appears only once the saved weights reload with
+    parity. A head of ImageNet's size without `labels` gets timm's ImageNet class names.
+    """
     from resnet_model import ResnetModelForImageClassification
 
+    check_output_dir(out, overwrite)
     fields = label_fields(labels, num_classes)
     timm_model = create_timm_model(name, checkpoint, random_init, len(labels) if labels else num_classes).eval()
     source = "random init" if random_init else (f"checkpoint {checkpoint}" if checkpoint else "timm pretrained")
@@ -132,16 +141,27 @@ def convert(
     for line in report.lines():
         log(line)
     if not report.ok:
-        raise RuntimeError(f"converted model differs from timm {name!r}; nothing written.")
+        raise CheckFailed(f"converted model differs from timm {name!r}; nothing written.")
     with atomic_dir(out, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp)
-        save_image_processor(timm_model, tmp)
-        description = f"timm `{name}` ({source}) as a Transformers custom-code model."
-        (tmp / "README.md").write_text(MODEL_CARD.format(title=Path(out).name, description=description), "utf-8")
-        reloaded = ResnetModelForImageClassification.from_pretrained(tmp).eval()
-        saved = compare(reloaded, timm_model, name)
+        write_card(
+            tmp,
+            f"timm {name} as a Transformers custom-code model",
+            _card_description(name, source, model.config.id2label),
+            folder_name=Path(out).name,
+        )
+        saved = compare(ResnetModelForImageClassification.from_pretrained(tmp).eval(), timm_model, name)
         if not saved.ok:
-            raise RuntimeError(f"the saved folder differs from timm {name!r}; nothing written.")
+            raise CheckFailed(f"the saved folder differs from timm {name!r}; nothing written.")
     log(f"saved weights reload with parity OK (max |diff| {max(saved.diffs.values()):.1e})")
     log(f"wrote {out}: {', '.join(sorted(p.name for p in Path(out).iterdir()))}")
     return report
+
+
+def _card_description(name: str, source: str, id2label: dict[int, str]) -> str:
+    """What the card says about a converted model."""
+    classes = ", ".join(id2label[i] for i in range(min(3, len(id2label))))
+    return (
+        f"timm's `{name}` ({source}), converted with `resnet-model convert`: the same numbers as timm "
+        f"(parity checked on conversion and after reload), {len(id2label)} classes ({classes}, ...)."
+    )

@@ -15,12 +15,15 @@ import numpy as np
 
 from ._files import atomic_dir
 from .errors import CheckFailed, UserError
+from .hub import pin_line
+from .progress import phase_bar
 
 DEFAULT_EPOCHS = 6
 DEFAULT_OUT = "demo-output"
 DEMO_REPO = "demo/digits-resnet"
 DEMO_USER = "demo"
 MARKER = "demo.json"
+_PHASE_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}]"
 
 
 def child_env(endpoint: str, token: str, home: Path) -> dict[str, str]:
@@ -45,27 +48,30 @@ def reload_in_fresh_process(repo: str, sha: str, images: np.ndarray, labels: np.
     np.savez(data, images=images, labels=labels)
     report = work / "reload.json"
     script = Path(__file__).with_name("_reload_child.py")
-    proc = subprocess.run(
-        [sys.executable, "-P", str(script), repo, sha, str(data), str(report)],
-        env=env,
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    with phase_bar("reload", total=1, unit="process", bar_format=_PHASE_FORMAT) as bar:
+        proc = subprocess.run(
+            [sys.executable, "-P", str(script), repo, sha, str(data), str(report)],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        bar.update(1)
     if proc.returncode != 0:
         raise CheckFailed(f"the fresh-process reload failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(report.read_text(encoding="utf-8"))
 
 
 def demo(
-    epochs: float = DEFAULT_EPOCHS, out: str | os.PathLike = DEFAULT_OUT, log: Callable[[str], None] = print
+    *,
+    epochs: float = DEFAULT_EPOCHS,
+    out: str | os.PathLike = DEFAULT_OUT,
+    verbose: bool = False,
+    log: Callable[[str], None] = print,
 ) -> dict:
     """Train, save, push, reload pinned in a fresh process and report; returns the summary written to demo.json."""
-    from hub_server import running_hub
-
     from .data import digits_arrays, split_indices
-    from .hub import pin_line, push
     from .train import train
 
     started = time.perf_counter()
@@ -74,53 +80,81 @@ def demo(
     if out.exists() and not replace and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out} exists and was not written by the demo; choose another folder")
     with atomic_dir(out, overwrite=replace) as tmp, tempfile.TemporaryDirectory(prefix="resnet-demo-") as scratch:
-        work = Path(scratch)
         log(f"[1/4] training a small ResNet on scikit-learn's digits for {epochs:g} epoch(s)")
-        result = train("digits", "tiny", epochs, tmp, log=log)
-        log("[2/4] starting an embedded Hub on a free loopback port")
-        with running_hub(work / "hub") as hub:
-            token = hub.add_user(DEMO_USER)
-            log(f"      hub at {hub.url}, user {DEMO_USER!r} with a write token")
-            log(f"[3/4] pushing {out}/model to {DEMO_REPO}")
-            sha = push(result.model_dir, DEMO_REPO, endpoint=hub.url, token=token, log=lambda s: log("      " + s))
-            log("[4/4] reloading in a fresh process (resnet_model not importable) pinned at that commit")
-            images, labels = digits_arrays()
-            _, test = split_indices(labels, 0.2, 0)
-            env = child_env(hub.url, token, work / "hf_home")
-            report = reload_in_fresh_process(DEMO_REPO, sha, images[test], labels[test], env, work)
-        if report["resnet_model_importable"] or report["resnet_model_loaded"]:
-            raise CheckFailed("resnet_model was importable in the reload process; the demo proves nothing")
-        if report["code_commit"] != sha or report["cached_snapshots"] != [sha]:
-            raise CheckFailed(
-                f"the reload used code from {report['code_commit']} and files from {report['cached_snapshots']},"
-                f" not the pushed commit {sha}"
-            )
-        same = report["predictions"] == result.metrics["test_predictions"]
-        summary = {
-            "repo": DEMO_REPO,
-            "commit": sha,
-            "load_line": pin_line(DEMO_REPO, sha),
-            "epochs": epochs,
-            "train_accuracy_in_process": result.metrics["test_accuracy"],
-            "reloaded_accuracy": report["accuracy"],
-            "reloaded_predictions_match": same,
-            "reload": {k: v for k, v in report.items() if k not in ("predictions", "labels")},
-            "test_size": int(len(test)),
-            "wall_seconds": round(time.perf_counter() - started, 1),
-        }
+        result = train("digits", "tiny", epochs=epochs, out=tmp, verbose=verbose, log=log)
+        images, labels = digits_arrays()
+        _, test = split_indices(labels, 0.2, 0)
+        sha, report = _push_and_reload(result.model_dir, out, images[test], labels[test], Path(scratch), verbose, log)
+        summary = _check_and_summarise(report, sha, result.metrics, epochs, started)
         (tmp / MARKER).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    log("")
-    log(f"reloaded from {DEMO_REPO}@{sha} in a fresh process via {report['model_class']}")
-    log(f"  code file: {report['model_file']}")
-    log(f"  resnet_model importable there: {report['resnet_model_importable']}")
-    log(
-        f"held-out accuracy (reloaded): {report['accuracy']:.4f} on {len(test)} images"
-        f" (in-process {result.metrics['test_accuracy']:.4f}; predictions identical: {same})"
-    )
-    shown = ", ".join(f"{p}/{t}" for p, t in zip(report["labels"][:10], labels[test][:10], strict=True))
-    log(f"first predictions (predicted/true): {shown}")
-    log(f"wrote {out}: model/, metrics.json, loss_accuracy.png, confusion_matrix.png, {MARKER}; hub stopped")
-    log(f"demo wall time: {summary['wall_seconds']:.1f} s")
-    if not same:
+    _print_summary(summary, report, labels[test], out, log)
+    if not summary["reloaded_predictions_match"]:
         raise CheckFailed("the reloaded model's predictions differ from the trained model's")
     return summary
+
+
+def _push_and_reload(
+    model_dir: Path, out: Path, images: np.ndarray, labels: np.ndarray, work: Path, verbose: bool, log
+) -> tuple[str, dict]:
+    """Push `model_dir` to an embedded Hub and reload it pinned in a fresh process; (commit SHA, reload report)."""
+    from hub_server import running_hub
+
+    from .hub import push
+
+    log("[2/4] starting an embedded Hub on a free loopback port (stopped when the demo ends)")
+    with running_hub(work / "hub") as hub:
+        token = hub.add_user(DEMO_USER)
+        log(f"[3/4] pushing {out}/model to {DEMO_REPO} as user {DEMO_USER!r}")
+        sha = push(
+            model_dir,
+            DEMO_REPO,
+            endpoint=hub.url,
+            token=token,
+            message="Digits ResNet from resnet-model demo",
+            verbose=verbose,
+            log=lambda line: None,
+        )
+        log(f"      commit: {sha}")
+        log(f"      {pin_line(DEMO_REPO, sha)}")
+        log("[4/4] reloading in a fresh process (resnet_model not importable) pinned at that commit")
+        report = reload_in_fresh_process(DEMO_REPO, sha, images, labels, child_env(hub.url, token, work / "hf"), work)
+    return sha, report
+
+
+def _check_and_summarise(report: dict, sha: str, metrics: dict, epochs: float, started: float) -> dict:
+    """Refuse a reload that proves nothing; the summary written to demo.json."""
+    if report["resnet_model_importable"] or report["resnet_model_loaded"]:
+        raise CheckFailed("resnet_model was importable in the reload process; the demo proves nothing")
+    if report["code_commit"] != sha or report["cached_snapshots"] != [sha]:
+        raise CheckFailed(
+            f"the reload used code from {report['code_commit']} and files from {report['cached_snapshots']},"
+            f" not the pushed commit {sha}"
+        )
+    return {
+        "repo": DEMO_REPO,
+        "commit": sha,
+        "load_line": pin_line(DEMO_REPO, sha),
+        "epochs": epochs,
+        "train_accuracy_in_process": metrics["test_accuracy"],
+        "reloaded_accuracy": report["accuracy"],
+        "reloaded_predictions_match": report["predictions"] == metrics["test_predictions"],
+        "reload": {k: v for k, v in report.items() if k not in ("predictions", "labels")},
+        "test_size": len(report["predictions"]),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _print_summary(summary: dict, report: dict, labels: np.ndarray, out: Path, log) -> None:
+    """What the reload showed, in the words of the README's sample output."""
+    log(f"      class {report['model_class']}")
+    log(f"      code  {report['model_code']}")
+    log(f"      resnet_model importable there: {report['resnet_model_importable']}")
+    log(
+        f"held-out accuracy (reloaded): {summary['reloaded_accuracy']:.4f} on {summary['test_size']} images"
+        f" (in-process {summary['train_accuracy_in_process']:.4f}; predictions identical:"
+        f" {summary['reloaded_predictions_match']})"
+    )
+    shown = ", ".join(f"{p}/{t}" for p, t in zip(report["labels"][:10], labels[:10], strict=True))
+    log(f"first predictions (predicted/true): {shown}")
+    log(f"wrote {out}/: model/, metrics.json, loss_accuracy.png, confusion_matrix.png, {MARKER}")
+    log(f"demo wall time: {summary['wall_seconds']:.1f} s")

@@ -38,29 +38,11 @@ class Source:
         return self.is_local or is_full_sha(self.requested)
 
 
-def hub_error_message(error: Exception, what: str, endpoint: str | None = None) -> str:
-    """One line explaining a huggingface_hub failure about `what`."""
-    from huggingface_hub import constants
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-
-    endpoint = endpoint or constants.ENDPOINT
-    if isinstance(error, RevisionNotFoundError):
-        return f"revision not found: {what}"
-    if isinstance(error, RepositoryNotFoundError):
-        return f"repository not found (or no access) at {endpoint}: {what}"
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return f"cannot reach the Hub at {endpoint} for {what}: {first[:200]}"
-
-
 def resolve_repo_revision(repo: str, revision: str | None, token: str | None = None) -> str:
     """The commit SHA that `revision` (default `main`) of `repo` points to now."""
     from huggingface_hub import HfApi
 
-    try:
-        info = HfApi(token=token).model_info(repo, revision=revision or "main")
-    except Exception as error:  # every hub failure becomes one clear line
-        raise UserError(hub_error_message(error, f"{repo}@{revision or 'main'}")) from None
-    return info.sha
+    return HfApi(token=token).model_info(repo, revision=revision or "main").sha
 
 
 def resolve_source(source: str, revision: str | None = None, token: str | None = None) -> Source:
@@ -68,7 +50,7 @@ def resolve_source(source: str, revision: str | None = None, token: str | None =
     path = Path(source)
     if path.is_dir():
         if revision:
-            raise UserError(f"--revision applies to Hub repos, not to the local folder {source}")
+            raise UserError(f"--revision applies to Hub repos; {source} is a local folder (drop --revision)")
         if not (path / "config.json").is_file():
             raise UserError(f"{source} has no config.json; expected a saved model folder")
         return Source(location=str(path), is_local=True)
@@ -83,17 +65,17 @@ def fetch_text(
 ) -> str | None:
     """A file's text from the folder or repo (or from `repo`@`revision`), None when it does not exist."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     if source.is_local and repo is None:
         path = Path(source.location) / filename
         return path.read_text(encoding="utf-8") if path.is_file() else None
     try:
         local = hf_hub_download(repo or source.location, filename, revision=revision or source.revision, token=token)
-    except EntryNotFoundError:
+    except EntryNotFoundError as error:
+        if isinstance(error, LocalEntryNotFoundError):  # not a missing file: the Hub could not be reached
+            raise
         return None
-    except Exception as error:
-        raise UserError(hub_error_message(error, f"{repo or source.location}/{filename}")) from None
     return Path(local).read_text(encoding="utf-8")
 
 

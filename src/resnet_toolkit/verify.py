@@ -8,17 +8,20 @@ from .errors import CheckFailed, UserError
 from .parity import ParityReport, compare
 
 
-def verify(source: str | os.PathLike, timm_name: str, revision: str | None = None) -> ParityReport:
+def verify(
+    source: str | os.PathLike, *, timm_name: str, revision: str | None = None, token: str | None = None
+) -> ParityReport:
     """Load `source`'s weights into our own classes and into timm's `timm_name`, and compare their outputs."""
     import timm
 
     from resnet_model import ResnetConfig, ResnetModelForImageClassification
 
-    from .remote import resolve_source
+    from .remote import default_token, resolve_source
 
-    where = resolve_source(str(source), revision)
+    token = default_token(token)
+    where = resolve_source(str(source), revision, token)
     try:
-        config = ResnetConfig.from_pretrained(where.location, revision=where.revision)
+        config = ResnetConfig.from_pretrained(where.location, revision=where.revision, token=token)
     except (OSError, ValueError) as error:
         raise UserError(f"cannot read a ResNet config from {where.label}: {str(error).splitlines()[0]}") from None
     try:
@@ -27,7 +30,9 @@ def verify(source: str | os.PathLike, timm_name: str, revision: str | None = Non
         )
     except RuntimeError:
         raise UserError(f"unknown --timm model {timm_name!r}") from None
-    model = ResnetModelForImageClassification.from_pretrained(where.location, revision=where.revision, config=config)
+    model = ResnetModelForImageClassification.from_pretrained(
+        where.location, revision=where.revision, config=config, token=token
+    )
     ours = {k.removeprefix("model."): v for k, v in model.state_dict().items()}
     theirs = timm_model.state_dict()
     problems = sorted(set(ours) ^ set(theirs)) + sorted(
