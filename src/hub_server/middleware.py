@@ -13,6 +13,9 @@ _SEGMENT = r"[^/]+"
 _COMMIT_ROUTE = re.compile(rf"/api/(models|datasets|spaces)/{_SEGMENT}/{_SEGMENT}/commit/.+")
 _UPLOAD_PACK_ROUTE = re.compile(rf"(/datasets|/spaces)?/{_SEGMENT}/{_SEGMENT}/git-upload-pack")
 _LFS_PUT_ROUTE = re.compile(rf"(/datasets|/spaces)?/{_SEGMENT}/{_SEGMENT}/info/lfs/objects/[0-9a-f]{{64}}")
+_XET_UPLOAD_ROUTE = re.compile(
+    rf"/cas/(models|datasets|spaces)/{_SEGMENT}/{_SEGMENT}/{_SEGMENT}/(v1/xorbs/{_SEGMENT}/{_SEGMENT}|v[12]/shards)"
+)
 
 
 class BodyLimitMiddleware:
@@ -59,4 +62,5 @@ class BodyLimitMiddleware:
             (method == "POST" and _COMMIT_ROUTE.fullmatch(path))
             or (method == "POST" and _UPLOAD_PACK_ROUTE.fullmatch(path))
             or (method == "PUT" and _LFS_PUT_ROUTE.fullmatch(path))
+            or (method == "POST" and _XET_UPLOAD_ROUTE.fullmatch(path))
         )

@@ -42,7 +42,7 @@ class HubSettings(BaseSettings):
     max_commit_operations: int = Field(25_000, ge=1, description="file operations in one commit")
     max_path_depth: int = Field(64, ge=1, description="folders a file path may be nested in")
     lfs_mode: Literal["auto", "always", "never"] = Field(
-        "auto", description="which clients are offered LFS uploads: auto = huggingface_hub 0.x only"
+        "auto", description="who is offered LFS uploads: auto = huggingface_hub (0.x: LFS batch API, later: Xet)"
     )
     lfs_threshold: int = Field(10 * 1024 * 1024, ge=1, description="inline files at or over this size go to LFS")
     max_commit_bytes: int = Field(8 * GiB, ge=1, description="largest commit request body accepted")

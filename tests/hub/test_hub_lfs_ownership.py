@@ -47,8 +47,9 @@ def _batch(hub, token: str, repo_id: str, operation: str, oid: str, size: int) -
 
 
 @pytest.fixture
-def secret(hub, make_api, alice, bob, repo_name):
-    """A private repo of alice holding an LFS file, and an empty repo of bob."""
+def secret(hub, make_api, alice, bob, repo_name, monkeypatch):
+    """A private repo of alice holding an LFS file (uploaded through the LFS batch API), and an empty repo of bob."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_DISABLE_XET", True)  # Xet uploads: test_xet_security.py
     data = seeded_bytes(4096, seed=1) + b"alice's secret weights"
     alice_repo, bob_repo = f"alice/{repo_name}", f"bob/{repo_name}"
     make_api(alice).create_repo(alice_repo, private=True)

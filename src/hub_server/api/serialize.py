@@ -16,6 +16,8 @@ def entry_json(storage: HubStorage, entry: TreeEntry, last_commit: CommitInfo | 
         out = {"type": "file", "oid": entry.oid, "size": entry.size, "path": entry.path}
         if entry.lfs:
             out["lfs"] = {"oid": entry.lfs.oid, "size": entry.lfs.size, "pointerSize": entry.lfs.pointer_size}
+        if entry.xet_hash:
+            out["xetHash"] = entry.xet_hash
     if last_commit is not None:
         out["lastCommit"] = {"id": last_commit.id, "title": last_commit.title, "date": format_date(last_commit.date)}
     if entry.type == "file":

@@ -74,6 +74,7 @@ class TreeEntry:
     oid: str  # git object id (for LFS files: the pointer blob)
     size: int  # content size (LFS: the real size)
     lfs: LfsInfo | None = None
+    xet_hash: str | None = None  # the Xet file hash when the repo's CAS holds the content
 
     @property
     def etag(self) -> str:

@@ -72,6 +72,8 @@ def lfs_files(storage, ref: RepoRef) -> list[LfsFile]:
     with storage.meta.engine.connect() as conn:
         repo_id = conn.execute(sa.select(schema.repos.c.id).where(schema.repos.c.name_key == name_key(ref))).scalar()
         owned = set(conn.execute(sa.select(ro.c.oid).where(ro.c.repo_id == repo_id, ro.c.kind == "lfs")).scalars())
+    in_cas = {f.sha256: f.size for f in storage.xet.index.repo_files(ref)}  # uploaded through Xet
+    owned |= set(in_cas)
     where: dict[str, tuple[str, str, str]] = {}
     found = storage.repos.list_refs(ref)
     heads = sorted((n != "main", f"refs/heads/{n}", s) for n, s in found["branches"].items())
@@ -83,7 +85,7 @@ def lfs_files(storage, ref: RepoRef) -> list[LfsFile]:
                 where.setdefault(entry.lfs.oid, (entry.path, name, entry.oid))
     out = []
     for oid in sorted(owned):
-        size = storage.lfs_size(oid)
+        size = storage.lfs_size(oid) if oid not in in_cas else in_cas[oid]
         if size is None:
             continue
         path, name, pointer = where.get(oid, ("", None, ""))
@@ -106,6 +108,7 @@ def delete_lfs_files(storage, ref: RepoRef, oids: list[str], *, author: str, rem
             if paths:
                 operations = [DeleteFile(path=p) for p in paths]
                 storage.commit(ref, branch, operations, author=author, summary="Permanently delete LFS files")
+    storage.xet.index.forget_files(ref, oids)  # files uploaded through Xet (their xorbs stay, shared)
     ro = schema.repo_objects
     freed = 0
     with storage.repos.repo_lock(ref), storage.meta.engine.begin() as conn:

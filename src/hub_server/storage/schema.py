@@ -132,3 +132,42 @@ repo_redirects = sa.Table(
     sa.Column("name_key", sa.String(220), primary_key=True),
     sa.Column("repo_id", sa.Integer, sa.ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
 )
+
+# --------------------------------------------------------------------------- Xet CAS (storage/xet_index.py)
+# Hashes are stored in their text form (64 hex). Which repo may use a xorb is ``repo_objects`` with kind
+# "xorb" (uploaded to it) or "xorb-dedup" (granted by a global-dedup answer while readable).
+
+xet_xorbs = sa.Table(
+    "xet_xorbs",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("chunk_count", sa.Integer, nullable=False),
+    sa.Column("raw_size", sa.BigInteger, nullable=False),
+    sa.Column("stored_size", sa.BigInteger, nullable=False),
+    # ChunkTable.to_bytes(): hash, serialized end offset and raw size of every chunk
+    sa.Column("chunk_table", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+xet_files = sa.Table(
+    "xet_files",
+    metadata,
+    sa.Column("repo_id", sa.Integer, sa.ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("file_hash", sa.String(64), primary_key=True),
+    # verified by the server against the reconstructed bytes before the row is written
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    # the file's terms, 44 bytes each (xorb hash, first chunk, end chunk, raw size)
+    sa.Column("terms", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("ix_xet_files_repo_sha256", "repo_id", "sha256"),
+    sa.Index("ix_xet_files_file_hash", "file_hash"),
+)
+
+xet_chunks = sa.Table(
+    "xet_chunks",
+    metadata,
+    # the global-dedup index: chunks a client may ask about, and the xorbs holding them
+    sa.Column("chunk_hash", sa.String(64), primary_key=True),
+    sa.Column("xorb_hash", sa.String(64), sa.ForeignKey("xet_xorbs.hash", ondelete="CASCADE"), primary_key=True),
+)

@@ -8,6 +8,7 @@ or serve only the objects it owns (uploaded to it, or referenced by its history 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import os
@@ -41,6 +42,8 @@ from .models import (
     validate_path,
 )
 from .objects import LocalObjectStore
+from .xet_index import XetIndex
+from .xet_store import XetStore
 
 LFS = "lfs"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -119,6 +122,10 @@ class HubStorage:
         self.objects: ObjectStore = objects or open_object_store(settings.object_store, self.root)
         self.repos = GitRepoStore(self.root / "repos", tmp_dir=lambda: self.tmp, lock=self.meta.lock)
         self.signer = Signer(settings.signing_secret())
+        xet_index = XetIndex(self.meta.engine)
+        self.xet = XetStore(
+            self.objects, self.meta, xet_index, self.signer, scan=self.scan_file, temp=self.new_temp_path
+        )
         self.discussions = SqlDiscussionStore(self.meta.engine)
         self.refs = RefOps(self.repos)
         import_legacy_data(self)
@@ -200,10 +207,19 @@ class HubStorage:
             return None
 
     def repo_lfs_size(self, ref: RepoRef, oid: str) -> int | None:
-        """The size of an LFS object when ``ref`` owns it and it is stored, else None."""
-        if not _HEX64.match(oid) or not self.meta.owned_objects(ref, LFS, [oid]):
+        """The size of an LFS object when ``ref`` owns it and it is stored (LFS store or Xet CAS), else None."""
+        if not isinstance(oid, str) or not _HEX64.match(oid):
             return None
-        return self.lfs_size(oid)
+        size = self.lfs_size(oid) if self.meta.owned_objects(ref, LFS, [oid]) else None
+        if size is None and (found := self.xet.file_for_sha256(ref, oid)) is not None:
+            size = found.size
+        return size
+
+    def iter_lfs_object(self, ref: RepoRef, oid: str, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+        """An LFS object's bytes for ``ref``: from the LFS store when the repo owns it there, else from the CAS."""
+        if self.meta.owned_objects(ref, LFS, [oid]) and self.lfs_size(oid) is not None:
+            return self.objects.iter_range(lfs_key(oid), start, stop)
+        return self.xet.iter_sha256(ref, oid, start, stop)
 
     def lfs_download_url(self, ref: RepoRef, oid: str, expires_in: int = 3600) -> str | None:
         """A direct URL from the object store for an LFS object ``ref`` owns there, or None to stream it."""
@@ -229,9 +245,13 @@ class HubStorage:
         """Entries as the repo may serve them: pointers to objects it does not own read as plain files."""
         oids = {e.lfs.oid for e in entries if e.lfs is not None}
         owned = self.meta.owned_sizes(ref, LFS, oids) if oids else {}
+        in_cas = self.xet.index.repo_files_by_sha256(ref, oids) if oids else {}
         out = []
         for entry in entries:
-            if entry.lfs is not None and not self._serves_lfs(owned, entry):
+            cas = in_cas.get(entry.lfs.oid) if entry.lfs is not None else None
+            if cas is not None and cas.size == entry.size:
+                entry = dataclasses.replace(entry, xet_hash=cas.file_hash)
+            elif entry.lfs is not None and not self._serves_lfs(owned, entry):
                 entry = entry.as_plain()
             out.append(entry)
         return out
@@ -266,7 +286,7 @@ class HubStorage:
     def iter_entry(self, ref: RepoRef, entry: TreeEntry, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
         """A file entry's bytes ``start``..``stop``, from the object store or from git."""
         if entry.lfs is not None:
-            return self.objects.iter_range(lfs_key(entry.lfs.oid), start, stop)
+            return self.iter_lfs_object(ref, entry.lfs.oid, start, stop)
         data = self.repos.read_blob(ref, entry.oid)
         return iter([data[start:stop]])
 
@@ -372,7 +392,7 @@ class HubStorage:
         tmp = self.new_temp_path(".scan")
         try:
             with open(tmp, "wb") as fh:
-                for chunk in self.objects.iter_range(lfs_key(oid)):
+                for chunk in self.iter_lfs_object(ref, oid):  # from the CAS for files uploaded through Xet
                     fh.write(chunk)
             return self.scan_file(oid, tmp)
         finally:

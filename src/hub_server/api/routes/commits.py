@@ -43,7 +43,9 @@ def _lfs_patterns(storage: HubStorage, ref, branch: str) -> list[str]:
 
 
 def _offers_lfs(lfs_mode: str, request: Request) -> bool:
-    return lfs_mode == "always" or (lfs_mode == "auto" and "hf_hub/0." in request.headers.get("user-agent", ""))
+    """``auto``: huggingface_hub clients (0.x upload through the LFS batch API, later ones through Xet)."""
+    agent = request.headers.get("user-agent", "")
+    return lfs_mode == "always" or (lfs_mode == "auto" and ("hf_hub/" in agent or "hf_xet/" in agent))
 
 
 @router.post(API_REPO + "/preupload/{revision:rpath}")

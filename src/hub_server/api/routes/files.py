@@ -12,6 +12,7 @@ from ... import errors
 from ...storage import validate_path
 from ..deps import ReadableFileRepo, Storage
 from ..http import parse_range
+from ..xet_auth import read_token_url
 
 router = APIRouter(tags=["files"])
 RESOLVE = "/{repo:repo}/resolve/{revision:seg}/{path:rpath}"
@@ -55,6 +56,11 @@ def resolve(request: Request, repo: ReadableFileRepo, revision: str, path: str, 
     if entry.lfs:
         headers["X-Linked-Etag"] = etag
         headers["X-Linked-Size"] = str(entry.size)
+    if entry.xet_hash:  # stored in the CAS: Xet clients fetch it from there, others GET it here
+        refresh = read_token_url(request, repo, sha)
+        headers.update(
+            {"X-Xet-Hash": entry.xet_hash, "X-Xet-Refresh-Route": refresh, "Link": f'<{refresh}>; rel="xet-auth"'}
+        )
     size = entry.size
     status, start, end = 200, 0, size - 1
     byte_range = parse_range(request.headers.get("range"), size) if size else None

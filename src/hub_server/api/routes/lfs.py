@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ... import errors
-from ...storage import HubStorage, RepoRef, lfs_key
+from ...storage import HubStorage, RepoRef
 from ..deps import CurrentToken, FileRepo, State, Storage, check_read
 from ..http import base_url, spool_body
 from ..pulls import participant
@@ -107,7 +107,7 @@ def download(
     if storage.repo_lfs_size(ref, oid) != size:
         raise errors.NotFound(f"LFS object {oid} ({size} bytes) not found")
     return StreamingResponse(
-        storage.objects.iter_range(lfs_key(oid)),
+        storage.iter_lfs_object(ref, oid),
         media_type="application/octet-stream",
         headers={"Content-Length": str(size)},
     )

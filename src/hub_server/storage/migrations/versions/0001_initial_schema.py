@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 22:23:24.881247
+Create Date: 2026-11-28 23:11:47.384181
 """
 
 import sqlalchemy as sa
@@ -44,6 +44,16 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=96), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_users")),
+    )
+    op.create_table(
+        "xet_xorbs",
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("chunk_count", sa.Integer(), nullable=False),
+        sa.Column("raw_size", sa.BigInteger(), nullable=False),
+        sa.Column("stored_size", sa.BigInteger(), nullable=False),
+        sa.Column("chunk_table", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("hash", name=op.f("pk_xet_xorbs")),
     )
     op.create_table(
         "access_requests",
@@ -135,6 +145,30 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_tokens_user"), ["user"], unique=False)
 
     op.create_table(
+        "xet_chunks",
+        sa.Column("chunk_hash", sa.String(length=64), nullable=False),
+        sa.Column("xorb_hash", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["xorb_hash"], ["xet_xorbs.hash"], name=op.f("fk_xet_chunks_xorb_hash_xet_xorbs"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("chunk_hash", "xorb_hash", name=op.f("pk_xet_chunks")),
+    )
+    op.create_table(
+        "xet_files",
+        sa.Column("repo_id", sa.Integer(), nullable=False),
+        sa.Column("file_hash", sa.String(length=64), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("terms", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["repo_id"], ["repos.id"], name=op.f("fk_xet_files_repo_id_repos"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("repo_id", "file_hash", name=op.f("pk_xet_files")),
+    )
+    with op.batch_alter_table("xet_files", schema=None) as batch_op:
+        batch_op.create_index("ix_xet_files_file_hash", ["file_hash"], unique=False)
+        batch_op.create_index("ix_xet_files_repo_sha256", ["repo_id", "sha256"], unique=False)
+
+    op.create_table(
         "discussion_events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("event_id", sa.String(length=24), nullable=False),
@@ -164,6 +198,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_discussion_events_discussion_id"))
 
     op.drop_table("discussion_events")
+    with op.batch_alter_table("xet_files", schema=None) as batch_op:
+        batch_op.drop_index("ix_xet_files_repo_sha256")
+        batch_op.drop_index("ix_xet_files_file_hash")
+
+    op.drop_table("xet_files")
+    op.drop_table("xet_chunks")
     with op.batch_alter_table("tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tokens_user"))
 
@@ -177,6 +217,7 @@ def downgrade() -> None:
     op.drop_table("gated_repos")
     op.drop_table("discussions")
     op.drop_table("access_requests")
+    op.drop_table("xet_xorbs")
     op.drop_table("users")
     op.drop_table("scans")
     with op.batch_alter_table("repos", schema=None) as batch_op:

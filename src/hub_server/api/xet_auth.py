@@ -1,0 +1,131 @@
+"""Xet access tokens: signed, expiring capabilities for one repo (and, for writes, one ref).
+
+The token routes mint them for callers who pass the Hub's own access rules; the CAS routes accept only
+them, only under their repo's CAS URL, and check the rules again on every call, so a repo that went
+private, was deleted or was re-created stops honouring tokens minted before.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from .. import errors
+from ..signing import Signer
+from ..storage import HubStorage, RepoMeta, RepoRef, TokenInfo
+from .deps import RepoTypePlural, Storage, api_repo, check_read
+from .http import base_url
+
+TOKEN_TTL = 3600
+"""Seconds a Xet token lives; the client refreshes it itself well before (``exp`` must be > 60 s ahead)."""
+_PREFIX = "xet_"
+PR_REF = "refs/pr/*"
+"""The ref of a write token minted for opening a pull request (its number is not known yet)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class XetGrant:
+    """What a Xet token allows: ``scope`` ("read" or "write") on one incarnation of a repo, for one user."""
+
+    ref: RepoRef
+    generation: str
+    user: str | None
+    scope: str
+    revision: str
+
+
+def repo_generation(meta: RepoMeta) -> str:
+    """Tells incarnations of a repo id apart (its creation time, microseconds)."""
+    return str(int(meta.created_at.timestamp() * 1_000_000))
+
+
+def cas_url(request: Request, meta: RepoMeta) -> str:
+    """The CAS URL of one repo: a path of the hub's own origin (the client keeps one dedup cache per URL)."""
+    ref = meta.ref
+    return f"{base_url(request)}/cas/{ref.type}s/{ref.namespace}/{ref.name}/{repo_generation(meta)}"
+
+
+def read_token_url(request: Request, ref: RepoRef, revision: str) -> str:
+    """Where a client refreshes its read token for a file of ``ref`` at a commit (``Link rel="xet-auth"``)."""
+    return f"{base_url(request)}/api/{ref.type}s/{ref.id}/xet-read-token/{revision}"
+
+
+def mint_token(
+    signer: Signer, meta: RepoMeta, user: str | None, scope: str, revision: str, ttl: int = TOKEN_TTL
+) -> tuple[str, int]:
+    """A new Xet token and its expiry (unix seconds)."""
+    ref = meta.ref
+    payload = {"t": ref.type, "ns": ref.namespace, "n": ref.name, "g": repo_generation(meta),
+               "u": user, "s": scope, "r": revision}  # fmt: skip
+    body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).rstrip(b"=").decode()
+    ticket = signer.sign(f"xet-token/{body}", ttl)
+    return f"{_PREFIX}{body}.{ticket}", int(ticket.split(".", 1)[0])
+
+
+def parse_token(signer: Signer, text: str) -> XetGrant | None:
+    """The grant of a valid, unexpired Xet token; None for anything else."""
+    if not text.startswith(_PREFIX):
+        return None
+    body, _, ticket = text[len(_PREFIX) :].partition(".")
+    if not signer.check(f"xet-token/{body}", ticket):
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        ref = RepoRef(payload["t"], payload["ns"], payload["n"])
+        return XetGrant(ref, payload["g"], payload["u"], payload["s"], payload["r"])
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        return None
+
+
+def may_write(ref: RepoRef, user: str | None, revision: str) -> bool:
+    """Whether a write token's holder may still write: the repo's owner, or (for a pull request) any reader."""
+    return user is not None and (user == ref.namespace or revision.startswith("refs/pr/"))
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def cas_access(
+    request: Request, repo_type: RepoTypePlural, namespace: str, name: str, generation: str, storage: Storage
+) -> XetGrant:
+    """The grant of the request's Xet token, valid for the repo of the CAS URL (401 / 403 otherwise)."""
+    grant = parse_token(storage.signer, _bearer(request))
+    if grant is None:
+        raise errors.Unauthorized("Invalid or expired Xet access token")
+    ref = api_repo(repo_type, namespace, name)
+    if grant.ref.key.lower() != ref.key.lower() or grant.generation != generation:
+        raise errors.Forbidden(f"This Xet access token is not valid for {ref.type} {ref.id}")
+    return _still_valid(storage, grant)
+
+
+def _still_valid(storage: HubStorage, grant: XetGrant) -> XetGrant:
+    """The Hub's rules, checked again: the same repo incarnation, still readable (and writable) by the holder."""
+    holder = TokenInfo(user=grant.user, role=grant.scope, display_name="xet") if grant.user else None
+    try:
+        meta = storage.meta.get_repo(grant.ref)
+        if repo_generation(meta) != grant.generation:
+            raise errors.RepoNotFound("re-created")
+        ref = check_read(storage, meta.ref, holder)
+    except errors.RepoNotFound:
+        raise errors.Unauthorized("This Xet access token no longer grants access to its repository") from None
+    if grant.scope == "write" and not may_write(ref, grant.user, grant.revision):
+        raise errors.Unauthorized("This Xet access token no longer grants write access")
+    return dataclasses.replace(grant, ref=ref)
+
+
+def cas_write_access(grant: Annotated[XetGrant, Depends(cas_access)]) -> XetGrant:
+    """A grant with write scope (403 for a read token)."""
+    if grant.scope != "write":
+        raise errors.Forbidden("This Xet access token is read-only")
+    return grant
+
+
+XetAccess = Annotated[XetGrant, Depends(cas_access)]
+XetWriteAccess = Annotated[XetGrant, Depends(cas_write_access)]
