@@ -38,6 +38,7 @@ def test_validate_yaml_sizes_are_capped(hub):
     assert r.status_code == 413 and "too large" in r.json()["errors"][0]["message"]
 
 
+@pytest.mark.slow
 def test_concurrent_anonymous_yaml_leaves_other_requests_answered(hub, alice):
     card = "---\n" + "".join(f"key{i}: [{', '.join(str(j) for j in range(20))}]\n" for i in range(1200)) + "---\n"
     assert len(card) < 128 * 1024

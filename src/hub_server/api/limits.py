@@ -16,7 +16,7 @@ import anyio
 from fastapi import Request
 
 T = TypeVar("T")
-CAPACITY = {"expand": 4, "yaml": 2, "pages": 6, "upload-pack": 4}
+CAPACITY = {"expand": 2, "yaml": 1, "pages": 2, "upload-pack": 4}  # GIL-bound work: few threads
 
 
 def _per_app(request: Request, registry: str, name: str, make: Callable[[int], T]) -> T:
