@@ -105,7 +105,7 @@ def test_push_fills_in_the_card_and_skips_unchanged_folders(hub, tmp_path: Path)
     assert again == hub.sha and len(api.list_repo_commits(REPO)) == len(commits)
     assert any("no model commit made" in line for line in lines)
 
-    changed = save_tiny(tmp_path / "v2", seed=1)
+    changed = save_tiny(tmp_path / ".staging" / "v2", seed=1)  # a hidden parent folder hides nothing inside it
     sha = push(changed, REPO, endpoint=hub.url, token=hub.alice, message="Retrained", log=lambda _: None)
     titles = [c.title for c in api.list_repo_commits(REPO)]
     assert titles[:2] == [f"Model card: pin {sha[:12]}", "Retrained"] and sha != hub.sha

@@ -81,7 +81,15 @@ def demo(
         raise UserError(f"--out {out} exists and was not written by the demo; choose another folder")
     with atomic_dir(out, overwrite=replace) as tmp, tempfile.TemporaryDirectory(prefix="resnet-demo-") as scratch:
         log(f"[1/4] training a small ResNet on scikit-learn's digits for {epochs:g} epoch(s)")
-        result = train("digits", "tiny", epochs=epochs, out=tmp, verbose=verbose, log=log)
+        # train writes into the temporary folder that becomes `out`: name `out` in what it prints
+        result = train(
+            "digits",
+            "tiny",
+            epochs=epochs,
+            out=tmp,
+            verbose=verbose,
+            log=lambda line: log(line.replace(str(tmp), str(out))),
+        )
         images, labels = digits_arrays()
         _, test = split_indices(labels, 0.2, 0)
         sha, report = _push_and_reload(result.model_dir, out, images[test], labels[test], Path(scratch), verbose, log)
@@ -146,8 +154,7 @@ def _check_and_summarise(report: dict, sha: str, metrics: dict, epochs: float, s
 
 def _print_summary(summary: dict, report: dict, labels: np.ndarray, out: Path, log) -> None:
     """What the reload showed, in the words of the README's sample output."""
-    log(f"      class {report['model_class']}")
-    log(f"      code  {report['model_code']}")
+    log(f"      code: {report['model_code']} (in a temporary cache)")
     log(f"      resnet_model importable there: {report['resnet_model_importable']}")
     log(
         f"held-out accuracy (reloaded): {summary['reloaded_accuracy']:.4f} on {summary['test_size']} images"

@@ -41,10 +41,11 @@ def pin_line(repo: str, sha: str) -> str:
 
 def _local_files(folder: Path) -> list[str]:
     """Files to upload, relative to `folder`: hidden files and caches left out."""
+    names = (path.relative_to(folder) for path in folder.rglob("*") if path.is_file())
     return sorted(
-        path.relative_to(folder).as_posix()
-        for path in folder.rglob("*")
-        if path.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in path.parts)
+        name.as_posix()
+        for name in names
+        if not any(part.startswith(".") or part == "__pycache__" for part in name.parts)
     )
 
 
