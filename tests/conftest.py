@@ -1,13 +1,23 @@
-"""Shared fixtures: tiny configs, deterministic inputs."""
+"""Shared fixtures: tiny configs, deterministic inputs, every test seeded."""
 
 from __future__ import annotations
 
 import os
+import random
 
+import numpy as np
 import pytest
 import torch
 
 from resnet_model import ResnetConfig
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test starts from the same random state: weights initialised without a seed are still reproducible."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 @pytest.fixture

@@ -125,6 +125,7 @@ def test_tutorial_register_for_auto_class_calls_still_work(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_edited_code_is_picked_up_on_reload(tmp_path):
     """A re-saved folder with changed code must not run the stale cached module."""
     ResnetModelForImageClassification(ResnetConfig(block_type="basic", layers=[1, 1, 1, 1])).save_pretrained(
@@ -143,6 +144,7 @@ print("EDITED" if getattr(sys.modules[type(model).__module__], "EDITED", False) 
     assert "EDITED" in run_isolated(code, str(tmp_path / "m"), cwd=tmp_path, env=env).stdout
 
 
+@pytest.mark.slow
 def test_parallel_first_loads_share_an_empty_module_cache(tmp_path):
     ResnetModelForImageClassification(ResnetConfig(block_type="basic", layers=[1, 1, 1, 1])).save_pretrained(
         tmp_path / "m"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import Trainer, TrainingArguments
@@ -54,6 +55,7 @@ def test_trainer_lowers_the_loss_on_a_fixed_batch(tmp_path):
     assert after < before * 0.7, (before, after)
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_restores_weights_exactly(tmp_path):
     data = _dataset()
     straight = _model()

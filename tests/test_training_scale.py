@@ -30,6 +30,7 @@ def train_ddp():
         sys.path.remove(str(SCRIPT.parent))
 
 
+@pytest.mark.slow
 def test_bf16_checkpointed_training_evaluates_and_resumes_exactly(train_ddp, tmp_path):
     dtypes = set()
 
@@ -57,6 +58,7 @@ def test_bf16_checkpointed_training_evaluates_and_resumes_exactly(train_ddp, tmp
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_finish_with_identical_weights(tmp_path):
     out = tmp_path / "ddp"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
