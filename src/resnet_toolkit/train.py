@@ -132,31 +132,18 @@ def train(
     """
     from transformers import set_seed
 
-    from .data import TensorDataset, to_tensors
-    from .processing import image_processor_from_data_config
-
     _check_arguments(epochs, batch_size, test_size, image_size, warmup)
     check_output_dir(out, overwrite)
     set_seed(seed)
     started = time.perf_counter()
-    dataset, data_config = _load_data(data, variant, test_size, seed)
-    model = build_model(variant, dataset.class_names, dataset.channels)
-    data_config = _data_config(data_config, model, dataset.channels, image_size)
-    model.config.pretrained_cfg = data_config  # saved with the model: config.json + preprocessor_config.json
-    processor = image_processor_from_data_config(data_config)
-    train_set = TensorDataset(to_tensors(dataset.train_images, processor), dataset.train_labels)
-    test_set = TensorDataset(to_tensors(dataset.test_images, processor), dataset.test_labels)
-    n_params = sum(p.numel() for p in model.parameters())
-    log(
-        f"data: {data} ({len(train_set)} train / {len(test_set)} test images, {len(dataset.class_names)} classes, "
-        f"input {tuple(data_config['input_size'])}); model: {variant} ({n_params:,} parameters)"
-    )
+    run = _prepare(data, variant, test_size, seed, image_size)
+    log(run.describe(data, variant))
     settings = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "warmup": warmup}
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        trainer = _trainer(model, train_set, test_set, tmp / ".trainer", settings, seed, verbose)
+        trainer = _trainer(run.model, run.train_set, run.test_set, tmp / ".trainer", settings, seed, verbose)
         with library_output(verbose):
             trainer.train()
-            result = _evaluate(trainer, test_set, dataset.class_names)
+            result = _evaluate(trainer, run.test_set, run.class_names)
             trainer.model.eval()
             trainer.model.save_pretrained(tmp / "model")
         shutil.rmtree(tmp / ".trainer", ignore_errors=True)
@@ -165,11 +152,7 @@ def train(
             "variant": variant,
             **settings,
             "seed": seed,
-            "train_size": len(train_set),
-            "test_size": len(test_set),
-            "class_names": dataset.class_names,
-            "data_config": data_config,
-            "parameters": n_params,
+            **run.record(),
             **result,
             "optimizer_steps": trainer.state.global_step,
             "history": trainer.state.log_history,
@@ -177,14 +160,67 @@ def train(
         }
         _write_card(tmp / "model", data, variant, metrics)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        _plot(trainer.state.log_history, np.array(metrics["confusion_matrix"]), dataset.class_names, tmp)
+        _plot(trainer.state.log_history, np.array(metrics["confusion_matrix"]), run.class_names, tmp)
     out = Path(out)
     log(
-        f"held-out accuracy: {metrics['test_accuracy']:.4f} ({len(test_set)} images); "
+        f"held-out accuracy: {metrics['test_accuracy']:.4f} ({len(run.test_set)} images); "
         f"wrote {out}/model, metrics.json and plots"
     )
     _explain_low_accuracy(metrics, log)
     return TrainResult(out=out, model_dir=out / "model", metrics=metrics)
+
+
+@dataclass
+class _Prepared:
+    """A model ready to train and its data, as tensors through the model's image processor."""
+
+    model: Any
+    train_set: Any
+    test_set: Any
+    class_names: list[str]
+    data_config: dict
+
+    @property
+    def parameters(self) -> int:
+        """The model's parameter count."""
+        return sum(p.numel() for p in self.model.parameters())
+
+    def describe(self, data: str, variant: str) -> str:
+        """One line on the data and the model."""
+        return (
+            f"data: {data} ({len(self.train_set)} train / {len(self.test_set)} test images, "
+            f"{len(self.class_names)} classes, input {tuple(self.data_config['input_size'])}); "
+            f"model: {variant} ({self.parameters:,} parameters)"
+        )
+
+    def record(self) -> dict:
+        """What `metrics.json` says about the data and the model."""
+        return {
+            "train_size": len(self.train_set),
+            "test_size": len(self.test_set),
+            "class_names": self.class_names,
+            "data_config": self.data_config,
+            "parameters": self.parameters,
+        }
+
+
+def _prepare(data: str, variant: str, test_size: float, seed: int, image_size: int | None) -> _Prepared:
+    """Load and split the data, build the model, and preprocess the images with the model's data config."""
+    from .data import TensorDataset, to_tensors
+    from .processing import image_processor_from_data_config
+
+    dataset, data_config = _load_data(data, variant, test_size, seed)
+    model = build_model(variant, dataset.class_names, dataset.channels)
+    data_config = _data_config(data_config, model, dataset.channels, image_size)
+    model.config.pretrained_cfg = data_config  # saved with the model: config.json + preprocessor_config.json
+    processor = image_processor_from_data_config(data_config)
+    return _Prepared(
+        model=model,
+        train_set=TensorDataset(to_tensors(dataset.train_images, processor), dataset.train_labels),
+        test_set=TensorDataset(to_tensors(dataset.test_images, processor), dataset.test_labels),
+        class_names=dataset.class_names,
+        data_config=data_config,
+    )
 
 
 def _check_arguments(epochs: float, batch_size: int, test_size: float, image_size: int | None, warmup: float) -> None:
