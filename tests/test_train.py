@@ -114,9 +114,7 @@ def test_train_user_errors(run_cli, tmp_path: Path) -> None:
 
 
 def test_one_epoch_on_digits_learns_or_says_why(run_cli, tmp_path: Path) -> None:
-    status, out, err = run_cli(
-        "train", "--data", "digits", "--variant", "tiny", "--epochs", "1", "--out", str(tmp_path / "o")
-    )
+    status, out, err = run_cli("train", "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "o"))
     assert status == 0, err[-3000:]
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.5 or "near chance" in out, out

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # A small custom ResNet for 8×8 digits upscaled to 32×32: basic blocks, one per stage, a narrow deep stem.
 TINY_VARIANT = {"block_type": "basic", "layers": [1, 1, 1, 1], "stem_type": "deep", "stem_width": 16}
 VARIANT_HELP = "'tiny', a timm ResNet name (e.g. resnet18), a config .json file, or a saved model folder"
+DEFAULT_OUT = "train-output"
 DEFAULTS = {"batch_size": 32, "learning_rate": 2e-3, "warmup": 0.05, "test_size": 0.2}
 
 

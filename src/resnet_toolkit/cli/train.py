@@ -8,6 +8,7 @@ from ._common import add_command, add_hub_options, positive_float, positive_int
 from .push import add_push_options, push_folder
 
 EXAMPLES = [
+    "resnet-model train --data digits --epochs 1                       # tiny ResNet, writes train-output/",
     "resnet-model train --data digits --variant tiny --epochs 3 --out digits-run",
     "resnet-model train --data ./photos --variant resnet18 --epochs 10 --image-size 128 --out photos-run",
     "resnet-model train --data digits --variant tiny --epochs 3 --out digits-run --push alice/digits-resnet",
@@ -16,7 +17,7 @@ EXAMPLES = [
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `train` and its arguments."""
-    from ..train import DEFAULTS, VARIANT_HELP
+    from ..train import DEFAULT_OUT, DEFAULTS, VARIANT_HELP
 
     parser = add_command(
         sub,
@@ -31,9 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         run=run,
     )
     parser.add_argument("--data", required=True, metavar="DIR|digits", help="image folder, or 'digits'")
-    parser.add_argument("--variant", required=True, metavar="NAME_OR_CONFIG", help=VARIANT_HELP)
+    parser.add_argument("--variant", default="tiny", metavar="NAME_OR_CONFIG", help=f"{VARIANT_HELP} (default: tiny)")
     parser.add_argument("--epochs", required=True, type=positive_float, metavar="N", help="training epochs")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (must be new or empty)")
+    parser.add_argument(
+        "--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder, new or empty (default: {DEFAULT_OUT})"
+    )
     parser.add_argument("--push", metavar="REPO", help="push DIR/model to this repo afterwards")
     for flag, kind, key, text in (
         ("--batch-size", positive_int, "batch_size", "batch size"),
