@@ -272,7 +272,9 @@ def render(report: dict) -> str:
         for label in ("first push", "1 MiB changed", "same file, second repo"):
             lines.append(f"| {label} | {_gb(dedup[label]['sent'])} | {_gb(dedup[label]['stored'])} |")
     machine = report["machine"]
-    lines += ["", f"Machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}.", END]
+    load = machine.get("load_average")
+    busy = f" 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end." if load else ""
+    lines += ["", f"Machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}.{busy}", END]
     return "\n".join(lines)
 
 
@@ -299,9 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("hub_xet.json"))
     parser.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--no-markdown", action="store_true")
+    parser.add_argument("--render", type=Path, help="only write the section for the figures in this JSON file")
     args = parser.parse_args(argv)
+    if args.render:
+        write_section(args.markdown, render(json.loads(args.render.read_text())))
+        return 0
 
     work = Path(tempfile.mkdtemp(prefix="hub-xet-bench-", dir=args.workdir))
+    start_load = os.getloadavg()[0]
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ["HF_HOME"] = str(work / "hf-home")
     try:
@@ -314,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dedup_mb:
             report["dedup"] = dedup_run(work, args.dedup_mb * MiB)
             print(json.dumps(report["dedup"]))
+        report["machine"]["load_average"] = [start_load, os.getloadavg()[0]]
         section = render(report)
         print(section)
         args.output.write_text(json.dumps(report, indent=2))

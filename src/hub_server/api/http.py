@@ -83,9 +83,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 async def spool_body(
-    request: Request, storage: HubStorage, limit: int, suffix: str = ".body", *, hashed: bool = True
+    request: Request,
+    storage: HubStorage,
+    limit: int,
+    suffix: str = ".body",
+    *,
+    hashed: bool = True,
+    buffer_size: int = SPOOL_CHUNK,
 ) -> StagedFile:
-    """Stream a request body to a temporary file (hashing it unless ``hashed`` is false); 413 past ``limit``."""
+    """Stream a request body to a temporary file (hashing it unless ``hashed`` is false); 413 past ``limit``.
+
+    Up to ``buffer_size`` bytes are held before each write (routes receiving many bodies at once hold less)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -111,7 +119,7 @@ async def spool_body(
             if size > limit:
                 raise errors.PayloadTooLarge(f"Request body too large (limit {limit} bytes)")
             buffer += chunk
-            if len(buffer) >= SPOOL_CHUNK:
+            if len(buffer) >= buffer_size:
                 data, buffer = buffer, bytearray()
                 await anyio.to_thread.run_sync(flush, data)
         if buffer:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import itertools
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -246,9 +247,16 @@ class XetStore:
         return f"{base}/cas/fetch/{xorb}?{urlencode({'range': f'{start}-{end}', 'ticket': ticket})}"
 
     def iter_xorb(self, xorb: str, start: int, end: int) -> Iterator[bytes]:
-        """Serialized bytes ``[start, end)`` of a stored xorb."""
+        """Serialized bytes ``[start, end)`` of a stored xorb, read ``STREAM_PIECE`` bytes at a time (the client
+        fetches many ranges at once: each holds one piece)."""
         self._count(fetches=1, fetch_bytes=end - start)
-        return self.objects.iter_range(xorb_key(xorb), start, end)
+        key = xorb_key(xorb)
+        first = self.objects.iter_range(key, start, min(end, start + STREAM_PIECE))  # NotFound before any byte
+        rest = (
+            self.objects.iter_range(key, pos, min(end, pos + STREAM_PIECE))
+            for pos in range(start + STREAM_PIECE, end, STREAM_PIECE)
+        )
+        return itertools.chain(first, itertools.chain.from_iterable(rest))
 
     def _table(self, xorb_hash: bytes) -> xet.ChunkTable | None:
         return self.index.xorb_table(xet.hash_to_hex(xorb_hash))
