@@ -8,7 +8,16 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+
+# `@pytest.mark.parametrize("t4", TRANSFORMERS_MAJORS)`: the consumer on transformers 5 in the fast loop, and on
+# transformers 4.57 (from .t4/, a fresh interpreter each time) in the full suite only.
+TRANSFORMERS_MAJORS = [
+    pytest.param(False, id="transformers5"),
+    pytest.param(True, id="transformers4.57", marks=pytest.mark.slow),
+]
 T4_SITE = REPO / ".t4"
 
 _BLOCK = """
@@ -29,8 +38,6 @@ except ModuleNotFoundError:
 
 def require_t4() -> None:
     """Fail (in CI) or skip (locally) when the transformers 4.57 site folder is missing."""
-    import pytest
-
     if not (T4_SITE / ".complete").exists():
         if os.environ.get("CI"):
             pytest.fail("transformers 4.57 compat folder .t4 is missing; run scripts/compat-env.sh")

@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 from huggingface_hub.errors import HFValidationError
-from isolation import run_isolated
+from isolation import TRANSFORMERS_MAJORS, run_isolated
 from model_utils import randomize_batchnorm_stats
 from transformers import AutoBackbone, AutoConfig, UperNetConfig, UperNetForSemanticSegmentation
 
@@ -139,7 +139,7 @@ print("ok", transformers.__version__)
 """
 
 
-@pytest.mark.parametrize("t4", [False, True], ids=["transformers5", "transformers4.57"])
+@pytest.mark.parametrize("t4", TRANSFORMERS_MAJORS)
 def test_backbone_loads_as_remote_code_with_the_saved_weights(saved_backbone, t4):
     proc = run_isolated(REMOTE_BACKBONE, str(saved_backbone), cwd=saved_backbone, t4=t4)
     assert proc.stdout.startswith("ok 4.57" if t4 else "ok 5.")

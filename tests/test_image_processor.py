@@ -78,6 +78,7 @@ def test_converted_folder_loads_its_timm_processor(tmp_path):
     assert data_config_for(model.config)["crop_pct"] == 0.875
 
 
+@pytest.mark.slow
 def test_processor_loads_on_transformers_4_57(tmp_path):
     name = "resnet50.tv_in1k"
     images = sample_images()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from isolation import run_isolated
+from isolation import TRANSFORMERS_MAJORS, run_isolated
 from test_image_processor import sample_images
 from transformers import AutoImageProcessor
 
@@ -66,7 +66,7 @@ def _check(images_dir, probabilities: torch.Tensor, features: torch.Tensor, majo
     assert (got - features).abs().max().item() <= 1e-5
 
 
-@pytest.mark.parametrize("t4", [False, True], ids=["transformers5", "transformers4.57"])
+@pytest.mark.parametrize("t4", TRANSFORMERS_MAJORS)
 def test_pipelines_on_a_folder(saved, t4):
     root, probabilities, features = saved
     run_isolated(PIPELINES, str(root / "model"), str(root / "images"), "", cwd=root, t4=t4)
@@ -87,7 +87,8 @@ def hub_repo(saved, tmp_path_factory):
         yield hub.endpoint, repo_id, commit.oid
 
 
-@pytest.mark.parametrize("t4", [False, True], ids=["transformers5", "transformers4.57"])
+@pytest.mark.parametrize("t4", TRANSFORMERS_MAJORS)
+@pytest.mark.slow
 def test_pipelines_on_a_hub_repo_at_a_pinned_revision(saved, hub_repo, t4):
     root, probabilities, features = saved
     endpoint, repo_id, sha = hub_repo

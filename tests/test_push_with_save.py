@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from huggingface_hub import HfApi
 
 from hub_server import running_hub
@@ -17,6 +18,7 @@ model.save_pretrained("saved", push_to_hub=True, repo_id="alice/pushed-on-save",
 """
 
 
+@pytest.mark.slow
 def test_save_pretrained_with_push_to_hub_uploads_everything(tmp_path):
     with running_hub(tmp_path / "hub") as hub:
         token = hub.add_user("alice")
@@ -31,8 +33,6 @@ def test_save_pretrained_with_push_to_hub_uploads_everything(tmp_path):
 
 
 def test_push_private_refuses_an_existing_public_repo(tmp_path):
-    import pytest
-
     from resnet_model import ResnetConfig, ResnetModelForImageClassification
     from resnet_toolkit.errors import UserError
     from resnet_toolkit.hub import push

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import torch
-from isolation import isolated_command, run_isolated
+from isolation import TRANSFORMERS_MAJORS, isolated_command, run_isolated
 from model_utils import randomize_batchnorm_stats
 from safetensors.torch import save_file
 
@@ -74,7 +74,7 @@ def test_save_pretrained_writes_code_config_and_weights(saved_model):
     }
 
 
-@pytest.mark.parametrize("t4", [False, True], ids=["transformers5", "transformers4.57"])
+@pytest.mark.parametrize("t4", TRANSFORMERS_MAJORS)
 def test_fresh_process_reloads_identically(saved_model, t4):
     proc = run_isolated(
         RELOAD, str(saved_model / "model"), str(saved_model / "expected.safetensors"), cwd=saved_model, t4=t4
@@ -82,7 +82,7 @@ def test_fresh_process_reloads_identically(saved_model, t4):
     assert ("reloaded on transformers 4.57" in proc.stdout) == t4
 
 
-@pytest.mark.parametrize("t4", [False, True], ids=["transformers5", "transformers4.57"])
+@pytest.mark.parametrize("t4", TRANSFORMERS_MAJORS)
 def test_loading_without_trust_remote_code_fails_clearly(saved_model, t4):
     code = """
 import sys
@@ -100,6 +100,7 @@ print("refused")
     assert "refused" in proc.stdout
 
 
+@pytest.mark.slow
 def test_every_head_loads_whichever_class_was_saved(tmp_path):
     config = ResnetConfig(block_type="basic", layers=[1, 1, 1, 1], num_classes=3)
     ResnetModel(config).save_pretrained(tmp_path / "features-only")

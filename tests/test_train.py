@@ -113,6 +113,7 @@ def test_train_user_errors(run_cli, tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_one_epoch_on_digits_learns_or_says_why(run_cli, tmp_path: Path) -> None:
     status, out, err = run_cli("train", "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "o"))
     assert status == 0, err[-3000:]
