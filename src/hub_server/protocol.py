@@ -51,6 +51,53 @@ class HeaderTimeoutH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def with_header_timeout(seconds: float) -> type[HeaderTimeoutH11Protocol]:
-    """The protocol class to give uvicorn for a given header deadline."""
-    return type("HubH11Protocol", (HeaderTimeoutH11Protocol,), {"header_timeout": float(seconds)})
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools is optional: the pure-Python h11 protocol is used without it
+    HttpToolsProtocol = None
+
+
+if HttpToolsProtocol is not None:
+
+    class HeaderTimeoutHttpToolsProtocol(HttpToolsProtocol):
+        """uvicorn's httptools protocol (a C parser: fast bodies) plus the same request-header deadline."""
+
+        header_timeout: float = 20.0
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._header_timer is None:  # the first bytes of a new request on a kept-alive connection
+                self._arm_header_timer()
+
+        def on_headers_complete(self) -> None:
+            self._cancel_header_timer()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_header_timer()
+            super().connection_lost(exc)
+
+        def _arm_header_timer(self) -> None:
+            self._cancel_header_timer()
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+        def _cancel_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+
+def with_header_timeout(seconds: float) -> type:
+    """The protocol class to give uvicorn for a given header deadline (httptools when installed, else h11)."""
+    base = HeaderTimeoutHttpToolsProtocol if HttpToolsProtocol is not None else HeaderTimeoutH11Protocol
+    return type("HubHttpProtocol", (base,), {"header_timeout": float(seconds)})

@@ -176,7 +176,11 @@ class _Reader:
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` bytes; fewer only at the end of the input."""
-        parts, missing = [], size
+        data = self._read(size)
+        if len(data) == size or not data:  # the usual case: one read, no copy
+            self.offset += len(data)
+            return data
+        parts, missing = [data], size - len(data)
         while missing > 0:
             piece = self._read(missing)
             if not piece:
@@ -317,36 +321,56 @@ def _check_footer(footer: bytes, table: ChunkTable, computed: bytes) -> None:
 def iter_chunks(pieces: Iterable[bytes], *, first_index: int = 0) -> Iterator[bytes]:
     """Decompress a run of serialized chunks arriving as byte pieces; yields each chunk's raw bytes in turn.
 
-    Memory holds the current piece plus at most one partial chunk, so pieces should be of bounded size.
+    Chunks lying inside a piece are read in place; only a chunk split across pieces is copied, so memory
+    holds the current piece plus at most one chunk and pieces should be of bounded size.
     """
-    buffer = bytearray()
-    pos = 0
+    carry = bytearray()  # a chunk begun in an earlier piece: its header, then part of its body
     index = first_index
-    header: ChunkHeader | None = None
     for piece in pieces:
-        if pos:
-            del buffer[:pos]
-            pos = 0
-        buffer += piece
-        while True:
-            if header is None:
-                if len(buffer) - pos < CHUNK_HEADER_LEN:
-                    break
-                header = parse_chunk_header(bytes(buffer[pos : pos + CHUNK_HEADER_LEN]))
-                pos += CHUNK_HEADER_LEN
-            if len(buffer) - pos < header.compressed_size:
-                break
-            body = bytes(buffer[pos : pos + header.compressed_size])
-            pos += header.compressed_size
-            try:
-                data = decompress_chunk(header.compression, body, header.uncompressed_size)
-            except XetFormatError as exc:
-                raise XetFormatError(f"chunk {index}: {exc.message}") from None
-            header = None
+        view = memoryview(piece)
+        pos = 0
+        if carry:
+            pos, done = _complete(carry, view)
+            if not done:
+                continue
+            yield _chunk_data(parse_chunk_header(bytes(carry[:CHUNK_HEADER_LEN])), carry[CHUNK_HEADER_LEN:], index)
             index += 1
-            yield data
-    if header is not None or len(buffer) > pos:
+            carry = bytearray()
+        total = len(view)
+        while total - pos >= CHUNK_HEADER_LEN:
+            header = parse_chunk_header(bytes(view[pos : pos + CHUNK_HEADER_LEN]))
+            end = pos + CHUNK_HEADER_LEN + header.compressed_size
+            if end > total:
+                break
+            yield _chunk_data(header, view[pos + CHUNK_HEADER_LEN : end], index)
+            index += 1
+            pos = end
+        if pos < total:
+            carry = bytearray(view[pos:])
+    if carry:
         raise XetFormatError(f"xorb range truncated in chunk {index}")
+
+
+def _complete(carry: bytearray, view: memoryview) -> tuple[int, bool]:
+    """Move bytes of ``view`` into ``carry`` until it holds a whole chunk; (bytes taken, whether complete)."""
+    taken = 0
+    if len(carry) < CHUNK_HEADER_LEN:
+        taken = min(CHUNK_HEADER_LEN - len(carry), len(view))
+        carry += view[:taken]
+        if len(carry) < CHUNK_HEADER_LEN:
+            return taken, False
+    header = parse_chunk_header(bytes(carry[:CHUNK_HEADER_LEN]))
+    missing = CHUNK_HEADER_LEN + header.compressed_size - len(carry)
+    more = min(missing, len(view) - taken)
+    carry += view[taken : taken + more]
+    return taken + more, more == missing
+
+
+def _chunk_data(header: ChunkHeader, body: bytes | bytearray | memoryview, index: int) -> bytes:
+    try:
+        return decompress_chunk(header.compression, body, header.uncompressed_size)
+    except XetFormatError as exc:
+        raise XetFormatError(f"chunk {index}: {exc.message}") from None
 
 
 def write_xorb(out: BinaryIO, chunks: Iterable[bytes], compression: Compression = Compression.LZ4) -> XorbInfo:

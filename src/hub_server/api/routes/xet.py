@@ -32,7 +32,6 @@ from ..xet_auth import XetAccess, XetGrant, XetWriteAccess
 router = APIRouter(tags=["xet"])
 log = logging.getLogger("hub_server.xet")
 CAS = "/cas/{repo_type:rtype}/{namespace:seg}/{name:seg}/{generation:seg}"
-_SPOOL_BUFFER = 1 << 20  # the client uploads many xorbs at once: hold 1 MiB of each, not 4
 _KEEPALIVE_SECONDS = 15
 _BYTES = re.compile(r"bytes=(\d{1,15})-(\d{1,15})")
 _SIGNED_RANGE = re.compile(r"(\d{1,15})-(\d{1,15})")
@@ -63,7 +62,7 @@ def _xet_errors() -> Iterator[None]:
 
 async def _spool(request: Request, storage: HubStorage, limit: int) -> Path:
     """Stream the request body to a temporary file (413 past ``limit``, nothing left behind on failure)."""
-    staged = await spool_body(request, storage, limit, suffix=".xet", hashed=False, buffer_size=_SPOOL_BUFFER)
+    staged = await spool_body(request, storage, limit, suffix=".xet", hashed=False)
     return staged.path
 
 
