@@ -79,7 +79,9 @@ def test_kill_during_large_upload(tmp_path):
         )
         assert r.status_code == 200, r.text
         assert api.model_info("erin/crash").sha == r.json()["commitOid"]
-        got = httpx.get(f"{url}/erin/crash/resolve/main/big.bin", headers=headers, timeout=60).content
+        got = httpx.get(
+            f"{url}/erin/crash/resolve/main/big.bin", headers=headers, timeout=60, follow_redirects=True
+        ).content
         assert got == data
         assert git_fsck(git_dir).returncode == 0
     finally:

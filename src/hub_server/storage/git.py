@@ -7,10 +7,12 @@ pointer files: their bytes live in the object store, not here.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fnmatch
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -47,6 +49,7 @@ DEFAULT_GITATTRIBUTES = "".join(
     ).split()
 )
 
+OPEN_REPOS_PER_THREAD = 8
 LockFactory = Callable[[str], contextlib.AbstractContextManager[None]]
 MAX_FOLDERS = 100_000  # folders in one revision's tree (each is a git tree object rewritten by a commit)
 LOOSE_OBJECTS_MAX = 256  # a commit writing more new objects than this writes them as one pack
@@ -111,21 +114,39 @@ class GitRepoStore(GitReader):
         self.root.mkdir(parents=True, exist_ok=True)
         self._tmp_dir = tmp_dir
         self._lock = lock
+        self._handles = threading.local()
 
     def _repo_dir(self, ref: RepoRef) -> Path:
         return self.root / f"{ref.type}s" / ref.namespace / f"{ref.name}.git"
 
     @contextlib.contextmanager
     def _git(self, ref: RepoRef) -> Iterator[Repo]:
+        """The repo, opened once per thread and kept (an open costs more than most reads it serves).
+
+        A cached handle is used only while the directory is the same one (same inode), so a repo deleted and
+        created again is reopened; dulwich rescans the pack directory itself when an object is not found in
+        the packs it knows, so objects written by other threads or processes are always seen.
+        """
         path = self._repo_dir(ref)
-        if not (path / "HEAD").exists():
-            raise errors.RepoNotFound(f"Repository {ref.id} not found")
-        repo = Repo(str(path))
-        repo.object_store.fsync_object_files = True  # durable objects before a ref moves
         try:
-            yield repo
-        finally:
-            repo.close()
+            inode = os.stat(path / "HEAD").st_ino
+        except FileNotFoundError:
+            raise errors.RepoNotFound(f"Repository {ref.id} not found") from None
+        cache: collections.OrderedDict = getattr(self._handles, "repos", None) or collections.OrderedDict()
+        self._handles.repos = cache
+        key = str(path)
+        cached = cache.pop(key, None)
+        if cached is not None and cached[0] != inode:
+            cached[1].close()
+            cached = None
+        if cached is None:
+            repo = Repo(key)
+            repo.object_store.fsync_object_files = True  # durable objects before a ref moves
+            cached = (inode, repo)
+        cache[key] = cached
+        while len(cache) > OPEN_REPOS_PER_THREAD:
+            cache.popitem(last=False)[1][1].close()
+        yield cached[1]
 
     @contextlib.contextmanager
     def repo_lock(self, ref: RepoRef) -> Iterator[None]:
