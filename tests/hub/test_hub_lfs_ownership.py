@@ -92,7 +92,9 @@ def test_batch_upload_of_a_foreign_object_asks_for_the_bytes(hub, make_api, bob,
     assert httpx.put(item["actions"]["upload"]["href"], content=data).status_code == 200
     assert _batch(hub, bob, bob_repo, "upload", oid, len(data)).get("actions") is None
     assert _commit(hub, bob, bob_repo, _ndjson(_header(), _lfs_line("w.bin", oid, len(data)))).status_code == 200
-    got = httpx.get(f"{hub.url}/{bob_repo}/resolve/main/w.bin", headers={"authorization": f"Bearer {bob}"})
+    got = httpx.get(
+        f"{hub.url}/{bob_repo}/resolve/main/w.bin", headers={"authorization": f"Bearer {bob}"}, follow_redirects=True
+    )
     assert got.content == data
 
 

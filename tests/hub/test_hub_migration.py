@@ -90,7 +90,11 @@ def test_a_previous_release_data_dir_keeps_users_repos_objects_and_verdicts(tmp_
         assert not HfApi(endpoint=hub.url, token=False).repo_exists("olga/indexed")
         assert api.model_info("olga/unindexed").sha == history_sha
         for repo in ("olga/indexed", "olga/unindexed"):  # ownership from markers, and from history
-            got = httpx.get(f"{hub.url}/{repo}/resolve/main/model.bin", headers={"authorization": f"Bearer {TOKEN}"})
+            got = httpx.get(
+                f"{hub.url}/{repo}/resolve/main/model.bin",
+                headers={"authorization": f"Bearer {TOKEN}"},
+                follow_redirects=True,
+            )
             assert got.status_code == 200 and got.content == weights
             (entry,) = api.get_paths_info(repo, ["model.bin"])
             assert entry.lfs is not None and entry.security["status"] == "safe"

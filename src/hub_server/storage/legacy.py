@@ -130,9 +130,8 @@ def _import_scans(storage: HubStorage, root: Path, backup: Path) -> None:
     if not scans.is_dir():
         return
     for path in sorted(scans.glob("*.json")):  # the old scanner's verdicts are not trusted: scanned again
-        local = storage.objects.local_path(f"lfs/{path.stem}") if re.fullmatch(r"[0-9a-f]{64}", path.stem) else None
-        if local is not None:
-            storage.scan_file(path.stem, local)
+        if re.fullmatch(r"[0-9a-f]{64}", path.stem):
+            storage.rescan_lfs(path.stem)
     shutil.move(str(scans), str(backup / "scans"))
 
 

@@ -46,6 +46,8 @@ from .xet_index import XetIndex
 from .xet_store import XetStore
 
 LFS = "lfs"
+DIRECT_URL_TTL = 600  # seconds a presigned object-store URL lives (it cannot be revoked, so it is kept short)
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -221,7 +223,7 @@ class HubStorage:
             return self.objects.iter_range(lfs_key(oid), start, stop)
         return self.xet.iter_sha256(ref, oid, start, stop)
 
-    def lfs_download_url(self, ref: RepoRef, oid: str, expires_in: int = 3600) -> str | None:
+    def lfs_download_url(self, ref: RepoRef, oid: str, expires_in: int = DIRECT_URL_TTL) -> str | None:
         """A direct URL from the object store for an LFS object ``ref`` owns there, or None to stream it."""
         if not self.meta.owned_objects(ref, LFS, [oid]):
             return None
@@ -389,10 +391,22 @@ class HubStorage:
         local = self.objects.local_path(lfs_key(oid)) if self.meta.owned_objects(ref, LFS, [oid]) else None
         if local is not None:
             return self.scan_file(oid, local)
+        return self._scan_copy(oid, self.iter_lfs_object(ref, oid))  # from the CAS for files uploaded through Xet
+
+    def rescan_lfs(self, oid: str) -> dict | None:
+        """Scan a stored LFS object again, wherever the object store keeps it (None when it is not stored)."""
+        key = lfs_key(oid)
+        local = self.objects.local_path(key)
+        if local is not None:
+            return self.scan_file(oid, local)
+        return self._scan_copy(oid, self.objects.iter_range(key)) if self.objects.exists(key) else None
+
+    def _scan_copy(self, oid: str, chunks: Iterable[bytes]) -> dict:
+        """Scan content that is not in a local file: copied to a temp file first."""
         tmp = self.new_temp_path(".scan")
         try:
             with open(tmp, "wb") as fh:
-                for chunk in self.iter_lfs_object(ref, oid):  # from the CAS for files uploaded through Xet
+                for chunk in chunks:
                     fh.write(chunk)
             return self.scan_file(oid, tmp)
         finally:

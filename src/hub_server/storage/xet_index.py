@@ -58,8 +58,9 @@ def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> in
     name = conn.dialect.name
     if name in ("sqlite", "postgresql"):
         module = sqlite if name == "sqlite" else postgresql
-        result = conn.execute(module.insert(table).on_conflict_do_nothing(), rows)
-        return max(result.rowcount, 0)
+        # RETURNING counts the inserted rows on both (an executemany's rowcount is unknown on PostgreSQL)
+        statement = module.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+        return len(conn.execute(statement, rows).all())
     inserted = 0
     for row in rows:  # other databases: one savepoint per row
         try:

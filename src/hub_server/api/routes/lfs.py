@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ... import errors
 from ...storage import HubStorage, RepoRef
+from ...storage.service import DIRECT_URL_TTL
 from ..deps import CurrentToken, FileRepo, State, Storage, check_read
 from ..http import base_url, spool_body
 from ..pulls import participant
@@ -54,11 +55,11 @@ def _object_item(request: Request, state, ref: RepoRef, operation: str, oid: str
     elif not stored:
         item["error"] = {"code": 404, "message": "Object does not exist"}
     else:
-        direct = storage.lfs_download_url(ref, oid)
+        direct, ttl = storage.lfs_download_url(ref, oid), DIRECT_URL_TTL
         if direct is None:
             ticket = storage.signer.sign(_download_message(storage, ref, oid, size))
-            direct = f"{href}/objects/{oid}?{urlencode({'size': size, 'ticket': ticket})}"
-        item["actions"] = {"download": {"href": direct, "expires_in": 3600}}
+            direct, ttl = f"{href}/objects/{oid}?{urlencode({'size': size, 'ticket': ticket})}", 3600
+        item["actions"] = {"download": {"href": direct, "expires_in": ttl}}
     return item
 
 
