@@ -74,6 +74,11 @@ def write_card(folder: str | os.PathLike, title: str, description: str, **kwargs
     return path
 
 
+def is_generated(text: str) -> bool:
+    """Whether a card has the usage section `push` fills in (cards written by `convert` and `train` do)."""
+    return f"\n{USAGE_HEADING}\n" in text
+
+
 def pin_card(text: str, repo: str, sha: str, endpoint: str | None = None) -> str | None:
     """The card with its usage section naming `repo` pinned at `sha`; None for a card this toolkit did not write."""
     head, found, _ = text.partition(f"\n{USAGE_HEADING}\n")

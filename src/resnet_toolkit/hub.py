@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._files import sha256_file
-from .card import CARD_FILE, pin_card, pinned_sha
+from .card import CARD_FILE, is_generated, pin_card, pinned_sha
 from .errors import UserError
 from .progress import library_output, phase_bar
 from .remote import default_token
@@ -112,7 +112,7 @@ def push(
     head = _head(api, repo)
     remote = _remote_hashes(api, repo, head)
     card_text = (folder / CARD_FILE).read_text(encoding="utf-8") if CARD_FILE in files else None
-    ours = card_text is not None and pin_card(card_text, repo, "0" * 40) is not None
+    ours = card_text is not None and is_generated(card_text)
     changed = [
         name
         for name in files

@@ -9,7 +9,7 @@ import sys
 import traceback
 
 from ..errors import CheckFailed, UserError
-from ._common import DEBUG_ENV, PROG, CliParser, add_output_options, apply_hub_options
+from ._common import DEBUG_ENV, PROG, CliParser, add_output_options, apply_environment
 from ._errors import EXIT_FAILED, Context, explain
 
 # (module, command) in the order `resnet-model --help` lists them; each module has `register(subparsers)`.
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, or a usage error already printed as one line
         return int(exit_.code or 0)
     try:
-        apply_hub_options(args)  # before huggingface_hub is imported: it reads HF_ENDPOINT once
+        apply_environment(args)  # before huggingface_hub is imported
         from ..progress import library_output
 
         with library_output(verbose=bool(getattr(args, "verbose", False))):

@@ -91,8 +91,10 @@ def add_hub_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="Hub token (default: $HF_TOKEN or the stored login)")
 
 
-def apply_hub_options(args: argparse.Namespace) -> None:
-    """Point huggingface_hub at `--endpoint` before it is imported (it reads HF_ENDPOINT once)."""
+def apply_environment(args: argparse.Namespace) -> None:
+    """Before huggingface_hub is imported (it reads its settings once): a command's own environment variables
+    (`parser.set_defaults(environment={...})`) and `--endpoint` as HF_ENDPOINT."""
+    os.environ.update(getattr(args, "environment", None) or {})
     endpoint = getattr(args, "endpoint", None)
     if not endpoint:
         return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from ._common import add_command, positive_float
 
@@ -29,11 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--epochs", type=positive_float, default=DEFAULT_EPOCHS, help=f"training epochs (default: {DEFAULT_EPOCHS})"
     )
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})")
+    parser.set_defaults(environment={"HF_HUB_OFFLINE": "0"})  # the demo talks only to its own loopback Hub
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo."""
-    os.environ["HF_HUB_OFFLINE"] = "0"  # the demo talks only to its own loopback Hub
     from ..demo import demo
 
     demo(epochs=args.epochs, out=args.out, verbose=args.verbose)
