@@ -15,7 +15,7 @@ from .api.deps import HubState
 from .api.http import error_response
 from .api.main import api_router
 from .api.paths import RawPathMiddleware
-from .middleware import BodyLimitMiddleware
+from .middleware import BodyLimitMiddleware, RequestMemoMiddleware
 from .settings import HubSettings
 from .storage import HubStorage
 from .web import router as web_router
@@ -45,6 +45,7 @@ def create_app(storage: HubStorage, settings: HubSettings | None = None) -> Fast
     """Build the FastAPI application serving ``storage`` (with its settings unless others are given)."""
     app = FastAPI(title="Hub-compatible server", version="1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.hub = HubState(storage=storage, settings=settings or storage.settings)
+    app.add_middleware(RequestMemoMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RawPathMiddleware)
     app.add_middleware(AccessLogMiddleware)  # outermost: sees every request, redacts secrets from queries

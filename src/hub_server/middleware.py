@@ -7,6 +7,7 @@ import re
 from fastapi.responses import JSONResponse
 
 from . import errors
+from .storage.sql import request_memo
 
 JSON_LIMIT = 16 * 1024 * 1024
 _SEGMENT = r"[^/]+"
@@ -64,3 +65,16 @@ class BodyLimitMiddleware:
             or (method == "PUT" and _LFS_PUT_ROUTE.fullmatch(path))
             or (method == "POST" and _XET_UPLOAD_ROUTE.fullmatch(path))
         )
+
+
+class RequestMemoMiddleware:
+    """Each request reads a repo's metadata row once, however many access checks and stores ask for it."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        with request_memo():
+            return await self.app(scope, receive, send)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import errors
 from . import schema
 from .models import RepoRef, utcnow
-from .sql import _aware, name_key
+from .sql import _aware, lookup_repo_id
 
 STATUSES = ("open", "closed", "merged", "draft")
 GATED_MODES = ("auto", "manual")
@@ -75,15 +75,9 @@ class SqlDiscussionStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def _repo_id(self, conn: sa.Connection, ref: RepoRef) -> int:
-        repo_id = conn.execute(sa.select(schema.repos.c.id).where(schema.repos.c.name_key == name_key(ref))).scalar()
-        if repo_id is None:
-            raise errors.RepoNotFound(f"Repository {ref.id} not found")
-        return repo_id
-
     def _row(self, conn: sa.Connection, ref: RepoRef, num: int):
         d = schema.discussions
-        row = conn.execute(sa.select(d).where(d.c.repo_id == self._repo_id(conn, ref), d.c.num == num)).first()
+        row = conn.execute(sa.select(d).where(d.c.repo_id == lookup_repo_id(conn, ref), d.c.num == num)).first()
         if row is None:
             raise errors.NotFound(f"Discussion #{num} not found in {ref.id}", headers={"X-Error-Code": "NotFound"})
         return row
@@ -112,7 +106,7 @@ class SqlDiscussionStore:
         for _ in range(5):
             try:
                 with self.engine.begin() as conn:
-                    repo_id = self._repo_id(conn, ref)
+                    repo_id = lookup_repo_id(conn, ref)
                     last = conn.execute(sa.select(sa.func.max(d.c.num)).where(d.c.repo_id == repo_id)).scalar()
                     num = (last or 0) + 1
                     row_id = conn.execute(
@@ -145,7 +139,7 @@ class SqlDiscussionStore:
         """Every discussion of a repo, newest first (without events)."""
         d = schema.discussions
         with self.engine.connect() as conn:
-            repo_id = self._repo_id(conn, ref)
+            repo_id = lookup_repo_id(conn, ref)
             rows = conn.execute(sa.select(d).where(d.c.repo_id == repo_id).order_by(d.c.num.desc())).all()
         return [self._discussion(row) for row in rows]
 
@@ -216,7 +210,7 @@ class SqlDiscussionStore:
         """The repo's gating mode ("auto", "manual") or None."""
         g = schema.gated_repos
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(g.c.mode).where(g.c.repo_id == self._repo_id(conn, ref))).scalar()
+            return conn.execute(sa.select(g.c.mode).where(g.c.repo_id == lookup_repo_id(conn, ref))).scalar()
 
     def set_gated(self, ref: RepoRef, mode: str | None) -> None:
         """Gate a repo ("auto" or "manual") or ungate it (None)."""
@@ -224,7 +218,7 @@ class SqlDiscussionStore:
             raise errors.BadRequest(f"Invalid gated value {mode!r}: expected 'auto', 'manual' or false")
         g = schema.gated_repos
         with self.engine.begin() as conn:
-            repo_id = self._repo_id(conn, ref)
+            repo_id = lookup_repo_id(conn, ref)
             conn.execute(g.delete().where(g.c.repo_id == repo_id))
             if mode is not None:
                 conn.execute(g.insert().values(repo_id=repo_id, mode=mode))
@@ -233,7 +227,7 @@ class SqlDiscussionStore:
         """A user's access request, or None."""
         a = schema.access_requests
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(a).where(a.c.repo_id == self._repo_id(conn, ref), a.c.user == user)).first()
+            row = conn.execute(sa.select(a).where(a.c.repo_id == lookup_repo_id(conn, ref), a.c.user == user)).first()
         return None if row is None else AccessRequest(row.user, row.status, _aware(row.created_at), row.fields)
 
     def list_access_requests(self, ref: RepoRef, status: str) -> list[AccessRequest]:
@@ -242,7 +236,7 @@ class SqlDiscussionStore:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(a)
-                .where(a.c.repo_id == self._repo_id(conn, ref), a.c.status == status)
+                .where(a.c.repo_id == lookup_repo_id(conn, ref), a.c.status == status)
                 .order_by(a.c.created_at)
             ).all()
         return [AccessRequest(r.user, r.status, _aware(r.created_at), r.fields) for r in rows]
@@ -253,7 +247,7 @@ class SqlDiscussionStore:
             raise errors.BadRequest(f"Invalid status {status!r}: expected one of {', '.join(REQUEST_STATUSES)}")
         a = schema.access_requests
         with self.engine.begin() as conn:
-            repo_id = self._repo_id(conn, ref)
+            repo_id = lookup_repo_id(conn, ref)
             where = (a.c.repo_id == repo_id, a.c.user == user)
             if conn.execute(sa.select(a.c.user).where(*where)).first() is None:
                 conn.execute(

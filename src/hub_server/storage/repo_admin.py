@@ -12,7 +12,7 @@ from .. import errors
 from ..fsutil import fsync_dir
 from . import schema
 from .models import DeleteFile, RepoRef
-from .sql import name_key
+from .sql import forget_repos, name_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +53,7 @@ def move_repo(storage, source: RepoRef, target: RepoRef) -> RepoRef:
             conn.execute(rd.insert().values(name_key=name_key(source), repo_id=repo_id))
             new_dir.parent.mkdir(parents=True, exist_ok=True)
             os.rename(old_dir, new_dir)
+        forget_repos()
         fsync_dir(new_dir.parent)
     return target
 

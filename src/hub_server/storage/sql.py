@@ -14,6 +14,7 @@ import hashlib
 import secrets
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -41,6 +42,46 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 def name_key(ref: RepoRef) -> str:
     """The case-insensitive unique key of a repo."""
     return ref.key.lower()
+
+
+_request_memo: ContextVar[dict | None] = ContextVar("hub_sql_request_memo", default=None)
+
+
+@contextlib.contextmanager
+def request_memo() -> Iterator[None]:
+    """Within the block (one request), a repo's row is read from the database once, however many checks ask."""
+    token = _request_memo.set({})
+    try:
+        yield
+    finally:
+        _request_memo.reset(token)
+
+
+def forget_repos() -> None:
+    """Forget memoized repo rows (after a write to the repos table)."""
+    memo = _request_memo.get()
+    if memo is not None:
+        memo.clear()
+
+
+def repo_row(conn: sa.Connection, ref: RepoRef):
+    """The repos row of ``ref`` (looked up regardless of case), or None; memoized within a request."""
+    memo = _request_memo.get()
+    key = name_key(ref)
+    if memo is not None and key in memo:
+        return memo[key]
+    row = conn.execute(sa.select(schema.repos).where(schema.repos.c.name_key == key)).first()
+    if memo is not None:
+        memo[key] = row
+    return row
+
+
+def lookup_repo_id(conn: sa.Connection, ref: RepoRef) -> int:
+    """The database id of ``ref``; RepoNotFound when it does not exist."""
+    row = repo_row(conn, ref)
+    if row is None:
+        raise errors.RepoNotFound(f"Repository {ref.id} not found")
+    return row.id
 
 
 class SqlMetadataStore:
@@ -209,6 +250,7 @@ class SqlMetadataStore:
         try:
             with self.engine.begin() as conn:
                 conn.execute(schema.repos.insert().values(**values))
+            forget_repos()
         except IntegrityError:
             raise errors.Conflict(f"You already created this {ref.type} repo: {ref.id}") from None
         return self.get_repo(ref)
@@ -216,7 +258,7 @@ class SqlMetadataStore:
     def get_repo(self, ref: RepoRef) -> RepoMeta:
         """A repo's settings, looked up regardless of case; RepoNotFound when absent."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(schema.repos).where(schema.repos.c.name_key == name_key(ref))).first()
+            row = repo_row(conn, ref)
         if row is None:
             raise errors.RepoNotFound(f"Repository {ref.id} not found")
         return self._meta(row)
@@ -236,6 +278,7 @@ class SqlMetadataStore:
             r = schema.repos
             with self.engine.begin() as conn:
                 result = conn.execute(r.update().where(r.c.name_key == name_key(ref)).values(private=bool(private)))
+            forget_repos()
             if result.rowcount == 0:
                 raise errors.RepoNotFound(f"Repository {ref.id} not found")
         return self.get_repo(ref)
@@ -249,14 +292,9 @@ class SqlMetadataStore:
                 raise errors.RepoNotFound(f"Repository {ref.id} not found")
             conn.execute(schema.repo_objects.delete().where(schema.repo_objects.c.repo_id == repo_id))
             conn.execute(r.delete().where(r.c.id == repo_id))
+        forget_repos()
 
     # ----------------------------------------------------------------- object ownership
-
-    def _repo_id(self, conn: sa.Connection, ref: RepoRef) -> int:
-        repo_id = conn.execute(sa.select(schema.repos.c.id).where(schema.repos.c.name_key == name_key(ref))).scalar()
-        if repo_id is None:
-            raise errors.RepoNotFound(f"Repository {ref.id} not found")
-        return repo_id
 
     def claim_object(self, ref: RepoRef, kind: str, oid: str, size: int | None = None) -> None:
         """Record that ``ref`` may reference and serve object ``kind/oid`` (durable once this returns)."""
@@ -270,7 +308,7 @@ class SqlMetadataStore:
             return
         ro = schema.repo_objects
         with self.engine.begin() as conn:
-            repo_id = self._repo_id(conn, ref)
+            repo_id = lookup_repo_id(conn, ref)
             have = set(
                 conn.execute(
                     sa.select(ro.c.oid).where(ro.c.repo_id == repo_id, ro.c.kind == kind, ro.c.oid.in_(wanted))
@@ -295,7 +333,7 @@ class SqlMetadataStore:
         ro = schema.repo_objects
         owned: dict[str, int | None] = {}
         with self.engine.connect() as conn:
-            repo_id = self._repo_id(conn, ref)
+            repo_id = lookup_repo_id(conn, ref)
             for i in range(0, len(wanted), 500):
                 query = sa.select(ro.c.oid, ro.c.size).where(
                     ro.c.repo_id == repo_id, ro.c.kind == kind, ro.c.oid.in_(wanted[i : i + 500])

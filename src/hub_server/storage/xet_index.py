@@ -17,11 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from .. import errors
 from ..xet import ChunkTable, FileTerm
 from . import schema
 from .models import RepoRef, utcnow
-from .sql import name_key
+from .sql import lookup_repo_id
 
 XORB = "xorb"
 """Ownership kind of a xorb uploaded to a repo."""
@@ -81,13 +80,6 @@ class XetIndex:
         self._cache_size = table_cache
         self._guard = threading.Lock()
 
-    @staticmethod
-    def _repo_id(conn: sa.Connection, ref: RepoRef) -> int:
-        repo_id = conn.execute(sa.select(schema.repos.c.id).where(schema.repos.c.name_key == name_key(ref))).scalar()
-        if repo_id is None:
-            raise errors.RepoNotFound(f"Repository {ref.id} not found")
-        return repo_id
-
     # ----------------------------------------------------------------- xorbs
 
     def add_xorb(self, xorb: str, table: ChunkTable, stored_size: int) -> bool:
@@ -136,7 +128,7 @@ class XetIndex:
         may read (public, or theirs), else None. Grants are never transitive: only uploads count."""
         ro, r = schema.repo_objects, schema.repos
         with self.engine.connect() as conn:
-            repo_id = self._repo_id(conn, ref)
+            repo_id = lookup_repo_id(conn, ref)
             own = conn.execute(
                 sa.select(ro.c.kind).where(ro.c.repo_id == repo_id, ro.c.oid == xorb, ro.c.kind.in_((XORB, XORB_DEDUP)))
             ).first()
@@ -155,7 +147,7 @@ class XetIndex:
         """Xorbs holding an indexed chunk that ``ref`` may use or be granted: ``(xorb, already usable)``."""
         c, ro, r = schema.xet_chunks, schema.repo_objects, schema.repos
         with self.engine.connect() as conn:
-            repo_id = self._repo_id(conn, ref)
+            repo_id = lookup_repo_id(conn, ref)
             readable = sa.or_(r.c.private == sa.false(), r.c.owner == user) if user else r.c.private == sa.false()
             mine = sa.and_(ro.c.repo_id == repo_id, ro.c.kind.in_((XORB, XORB_DEDUP)))
             query = (
@@ -175,7 +167,7 @@ class XetIndex:
         """A file ``ref`` registered, with its terms; None when it did not."""
         f = schema.xet_files
         with self.engine.connect() as conn:
-            repo_id = self._repo_id(conn, ref)
+            repo_id = lookup_repo_id(conn, ref)
             row = conn.execute(
                 sa.select(f.c.file_hash, f.c.sha256, f.c.size, f.c.terms).where(
                     f.c.repo_id == repo_id, f.c.file_hash == file_hash
@@ -193,7 +185,7 @@ class XetIndex:
         f = schema.xet_files
         out: dict[str, XetFile] = {}
         with self.engine.connect() as conn:
-            repo_id = self._repo_id(conn, ref)
+            repo_id = lookup_repo_id(conn, ref)
             for i in range(0, len(wanted), _BATCH):
                 query = sa.select(f.c.file_hash, f.c.sha256, f.c.size).where(
                     f.c.repo_id == repo_id, f.c.sha256.in_(wanted[i : i + _BATCH])
@@ -206,7 +198,7 @@ class XetIndex:
         """Every file ``ref`` registered, by sha256."""
         f = schema.xet_files
         with self.engine.connect() as conn:
-            repo_id = self._repo_id(conn, ref)
+            repo_id = lookup_repo_id(conn, ref)
             rows = conn.execute(
                 sa.select(f.c.file_hash, f.c.sha256, f.c.size).where(f.c.repo_id == repo_id).order_by(f.c.sha256)
             )
@@ -218,7 +210,7 @@ class XetIndex:
         wanted = sorted(set(sha256s))
         removed = 0
         with self.engine.begin() as conn:
-            repo_id = self._repo_id(conn, ref)
+            repo_id = lookup_repo_id(conn, ref)
             for i in range(0, len(wanted), _BATCH):
                 query = f.delete().where(f.c.repo_id == repo_id, f.c.sha256.in_(wanted[i : i + _BATCH]))
                 removed += conn.execute(query).rowcount
@@ -234,7 +226,7 @@ class XetIndex:
         """Register verified files for ``ref`` and index dedup chunks, in one transaction; returns new files."""
         now = utcnow()
         with self.engine.begin() as conn:
-            repo_id = self._repo_id(conn, ref)
+            repo_id = lookup_repo_id(conn, ref)
             rows = [
                 {"repo_id": repo_id, "file_hash": info.file_hash, "sha256": info.sha256, "size": info.size,
                  "terms": terms, "created_at": now}
