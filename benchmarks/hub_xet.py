@@ -31,9 +31,10 @@ import numpy as np
 import psutil
 
 from benchmarks.hub_transfer import _free_port, _wait_ready
+from benchmarks.sections import markers, write_section
 
 MiB = 1 << 20
-START, END = "<!-- hub_xet:start -->", "<!-- hub_xet:end -->"
+START, END = markers("hub_xet")
 
 
 def _write_file(path: Path, size: int, seed: int = 0) -> None:
@@ -278,20 +279,6 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(markdown: Path, section: str) -> None:
-    """Replace this benchmark's marked section of ``markdown``, or add it before ``## Findings`` (or at the end)."""
-    text = markdown.read_text(encoding="utf-8") if markdown.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    elif "\n## Findings" in text:
-        head, tail = text.split("\n## Findings", 1)
-        text = head.rstrip("\n") + "\n\n" + section + "\n\n## Findings" + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    markdown.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the figures, write JSON and the BENCHMARKS.md section."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -304,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render", type=Path, help="only write the section for the figures in this JSON file")
     args = parser.parse_args(argv)
     if args.render:
-        write_section(args.markdown, render(json.loads(args.render.read_text())))
+        write_section(args.markdown, "hub_xet", render(json.loads(args.render.read_text())))
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="hub-xet-bench-", dir=args.workdir))
@@ -326,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         print(section)
         args.output.write_text(json.dumps(report, indent=2))
         if not args.no_markdown:
-            write_section(args.markdown, section)
+            write_section(args.markdown, "hub_xet", section)
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
