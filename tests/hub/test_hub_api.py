@@ -266,6 +266,27 @@ def test_validate_yaml(hub):
     assert bad.status_code == 400 and bad.json()["errors"]
 
 
+def test_card_metadata_is_checked_before_a_commit(hub, make_api, alice, repo_name):
+    """The client asks validate-yaml before committing a README: wrong field types fail early, naming the field;
+    a card without metadata commits with the Hub's warning."""
+    api = make_api(alice)
+    repo_id = f"alice/{repo_name}"
+    api.create_repo(repo_id)
+    before = api.model_info(repo_id).sha
+    bad_card = b"---\nlicense: mit\nmodel-index: foo\n---\n# Card\n"
+    with pytest.raises(ValueError, match='(?s)Invalid metadata in README.md.*"model-index" must be a list'):
+        api.upload_file(path_or_fileobj=bad_card, path_in_repo="README.md", repo_id=repo_id)
+    assert api.model_info(repo_id).sha == before
+    with pytest.warns(UserWarning, match="empty or missing yaml metadata"):
+        api.upload_file(path_or_fileobj=b"# A card without metadata\n", path_in_repo="README.md", repo_id=repo_id)
+    # YAML 1.1 reads `no` (Norwegian) as false and 2024 as a number: still valid list items
+    good = b"---\nlanguage: [en, no]\ntags: [resnet, 2024]\nlicense: apache-2.0\n---\n# Card\n"
+    api.upload_file(path_or_fileobj=good, path_in_repo="README.md", repo_id=repo_id)
+    wrong = httpx.post(f"{hub.url}/api/validate-yaml", json={"content": "---\ntags: [{a: 1}]\nlicense: [mit]\n---\n"})
+    assert wrong.status_code == 400
+    assert [e["message"].split(" must")[0] for e in wrong.json()["errors"]] == ['"license"', '"tags"']
+
+
 def test_datasets_are_separate(hub, make_api, alice, repo_name, tmp_path):
     api = make_api(alice)
     repo_id = f"alice/{repo_name}"
