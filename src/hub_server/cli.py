@@ -1,4 +1,4 @@
-"""Command line: ``serve`` a hub, ``add-user`` to it, ``list-tokens`` and ``revoke-token``.
+"""Command line: ``serve`` a hub, ``add-user`` to it, ``list-tokens``, ``revoke-token``, ``add-org``, ``remove-member``.
 
 Every option can also come from the environment (``HUB_ROOT``, ``HUB_DATABASE_URL``, ``HUB_OBJECT_STORE``,
 ``HUB_SECRET_KEY``…); a flag given on the command line wins.
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from . import errors
 from .settings import HubSettings
 from .storage.models import format_date, utcnow
+from .storage.orgs import check_role
 
 
 def _add_storage_options(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +62,33 @@ def build_parser(prog: str = "hub") -> argparse.ArgumentParser:
     add_user.add_argument("--role", choices=("write", "read"), default="write", help="token role (default: write)")
     add_user.add_argument("--expires-in", type=int, metavar="DAYS", help="the token stops working after DAYS days")
     _add_token_commands(sub)
+    _add_org_commands(sub)
     return parser
+
+
+def _add_org_commands(sub) -> None:
+    add_org = sub.add_parser(
+        "add-org",
+        help="create an organisation (a namespace its members share)",
+        description="Create an organisation (if missing). Its members read its private repos; members with the "
+        "write or admin role create and write its repos. Example: add-org acme --member alice --member bob:read",
+    )
+    add_org.add_argument("name", help="organisation name (not a user's)")
+    add_org.add_argument("--fullname", help="display name (default: the name)")
+    add_org.add_argument(
+        "--member",
+        action="append",
+        default=[],
+        metavar="USER[:ROLE]",
+        help="add a member; ROLE read, write (default) or admin",
+    )
+    _add_storage_options(add_org)
+    remove = sub.add_parser(
+        "remove-member", help="take a user out of an organisation", description="Take a user out of an organisation."
+    )
+    remove.add_argument("org", help="organisation name")
+    remove.add_argument("user", help="user name")
+    _add_storage_options(remove)
 
 
 def _add_token_commands(sub) -> None:
@@ -115,6 +142,28 @@ def _revoke_token(storage, args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_org(storage, args: argparse.Namespace) -> int:
+    members = [(spec.partition(":")[0], spec.partition(":")[2] or "write") for spec in args.member]
+    for user, role in members:  # everything checked before anything is written
+        check_role(role)
+        if not storage.meta.user_exists(user):
+            raise errors.NotFound(f"User {user!r} does not exist (add it first: add-user {user})")
+    storage.orgs.add_org(args.name, fullname=args.fullname, exist_ok=True)
+    for user, role in members:
+        storage.orgs.set_member(args.name, user, role)
+    listed = ", ".join(f"{user} ({role})" for user, role in storage.orgs.members(args.name).items()) or "no members"
+    print(f"Organisation {args.name!r} in {storage.root}: {listed}")
+    return 0
+
+
+def _remove_member(storage, args: argparse.Namespace) -> int:
+    if not storage.orgs.remove_member(args.org, args.user):
+        print(f"error: {args.user!r} is not a member of {args.org!r}", file=sys.stderr)
+        return 1
+    print(f"removed {args.user!r} from {args.org!r}")
+    return 0
+
+
 def settings_from_args(args: argparse.Namespace) -> HubSettings:
     """Settings from the environment, overridden by the flags that were given."""
     flags = {
@@ -149,7 +198,13 @@ def main(argv: list[str] | None = None, prog: str = "hub") -> int:
 
         storage = HubStorage(settings=settings)
         try:
-            command = {"add-user": _add_user, "list-tokens": _list_tokens, "revoke-token": _revoke_token}
+            command = {
+                "add-user": _add_user,
+                "list-tokens": _list_tokens,
+                "revoke-token": _revoke_token,
+                "add-org": _add_org,
+                "remove-member": _remove_member,
+            }
             return command[args.command](storage, args)
         finally:
             storage.close()

@@ -38,6 +38,12 @@ class RunningHub:
         self.storage.add_user(name, exist_ok=True)
         return self.storage.create_token(name, role=role)
 
+    def add_org(self, name: str, members: dict[str, str], *, fullname: str | None = None) -> None:
+        """Create an organisation (if missing) with ``members`` (user -> role: read, write or admin)."""
+        self.storage.orgs.add_org(name, fullname=fullname, exist_ok=True)
+        for user, role in members.items():
+            self.storage.orgs.set_member(name, user, role)
+
 
 def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)

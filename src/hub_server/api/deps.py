@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from .. import errors
 from ..settings import HubSettings
 from ..storage import HubStorage, RepoRef, TokenInfo
+from ..storage.orgs import WRITE_ROLES
 
 
 @dataclasses.dataclass
@@ -96,6 +97,21 @@ RequiredToken = Annotated[TokenInfo, Depends(required_token)]
 # --------------------------------------------------------------------------- access rules
 
 
+def may_read_private(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> bool:
+    """Whether the caller may see private repos of ``ref``'s namespace (its user, or a member of its org)."""
+    return token is not None and storage.orgs.role_in(ref.namespace, token.user) is not None
+
+
+def may_write_namespace(storage: HubStorage, namespace: str, user: str | None) -> bool:
+    """Whether ``user`` may write in ``namespace``: their own, or an organisation where they have a write role."""
+    return storage.orgs.role_in(namespace, user) in WRITE_ROLES
+
+
+def is_writer(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> bool:
+    """Whether the token may write the repo itself (a write token of a user who may write its namespace)."""
+    return token is not None and token.role == "write" and may_write_namespace(storage, ref.namespace, token.user)
+
+
 def check_read(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> RepoRef:
     """The repo's canonical reference, or RepoNotFound when it is absent or invisible to the caller.
 
@@ -110,19 +126,19 @@ def check_read(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> Re
         if moved is None:
             raise
         meta = storage.meta.get_repo(moved)
-    if meta.private and (token is None or token.user != meta.owner):
+    if meta.private and not may_read_private(storage, meta.ref, token):
         raise errors.RepoNotFound(f"Repository {ref.id} not found")
     return meta.ref
 
 
 def check_write(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> RepoRef:
-    """The repo's canonical reference when the caller holds a write token of its namespace owner."""
+    """The repo's canonical reference when the caller holds a write token of a user who may write its namespace."""
     if token is None:
         if storage.meta.get_repo(ref).private:
             raise errors.RepoNotFound(f"Repository {ref.id} not found")
         raise errors.Unauthorized("You must be authenticated (write token) to write to this repo")
     ref = check_read(storage, ref, token)
-    if token.user != ref.namespace:
+    if not may_write_namespace(storage, ref.namespace, token.user):
         raise errors.Forbidden(f"You don't have the rights to write to {ref.id}")
     if token.role != "write":
         raise errors.Forbidden("This token is read-only")
@@ -179,8 +195,8 @@ def writable_api_repo(ref: Annotated[RepoRef, Depends(api_repo)], token: Current
 
 
 def check_gate(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> None:
-    """GatedRepo unless the repo is ungated, the caller owns it, or the caller's access request was accepted."""
-    if storage.discussions.gated(ref) is None or (token is not None and token.user == ref.namespace):
+    """GatedRepo unless the repo is ungated, the caller is in its namespace, or the caller's request was accepted."""
+    if storage.discussions.gated(ref) is None or may_read_private(storage, ref, token):
         return
     request = storage.discussions.access_request(ref, token.user) if token is not None else None
     if request is None or request.status != "accepted":

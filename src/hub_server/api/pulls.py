@@ -13,14 +13,9 @@ import re
 from .. import errors
 from ..storage import HubStorage, RepoRef, TokenInfo, format_date
 from ..storage.discussions import Discussion, DiscussionEvent, comment_data
-from .deps import WriteAccess, check_read, check_write
+from .deps import WriteAccess, check_read, check_write, is_writer
 
 PR_REF = re.compile(r"^refs/pr/([1-9][0-9]{0,8})$")
-
-
-def is_writer(ref: RepoRef, token: TokenInfo | None) -> bool:
-    """Whether the token may write the repo itself (its namespace's owner, write role)."""
-    return token is not None and token.user == ref.namespace and token.role == "write"
 
 
 def participant(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> tuple[RepoRef, TokenInfo]:
@@ -33,9 +28,9 @@ def participant(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> t
     return ref, token
 
 
-def may_moderate(discussion: Discussion, ref: RepoRef, token: TokenInfo) -> bool:
+def may_moderate(storage: HubStorage, discussion: Discussion, ref: RepoRef, token: TokenInfo) -> bool:
     """The discussion's author or a writer of the repo."""
-    return is_writer(ref, token) or token.user == discussion.author
+    return is_writer(storage, ref, token) or token.user == discussion.author
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +58,7 @@ def commit_target(
         discussion = storage.discussions.get(ref, int(match.group(1)))
         if not discussion.is_pr:
             raise errors.RevisionNotFound(f"Invalid rev id: {revision}")
-        if not may_moderate(discussion, ref, token):
+        if not may_moderate(storage, discussion, ref, token):
             raise errors.Forbidden(f"You don't have the rights to push to pull request #{discussion.num}")
         if discussion.status in ("merged", "closed"):
             raise errors.BadRequest(f"Pull request #{discussion.num} is {discussion.status}")

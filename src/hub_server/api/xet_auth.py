@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from .. import errors
 from ..signing import Signer
 from ..storage import HubStorage, RepoMeta, RepoRef, TokenInfo
-from .deps import RepoTypePlural, Storage, api_repo, check_read
+from .deps import RepoTypePlural, Storage, api_repo, check_read, may_write_namespace
 from .http import base_url
 
 TOKEN_TTL = 3600
@@ -82,9 +82,10 @@ def parse_token(signer: Signer, text: str) -> XetGrant | None:
         return None
 
 
-def may_write(ref: RepoRef, user: str | None, revision: str) -> bool:
-    """Whether a write token's holder may still write: the repo's owner, or (for a pull request) any reader."""
-    return user is not None and (user == ref.namespace or revision.startswith("refs/pr/"))
+def may_write(storage: HubStorage, ref: RepoRef, user: str | None, revision: str) -> bool:
+    """Whether a write token's holder may still write: a writer of the namespace, or (for a pull request) any
+    reader."""
+    return user is not None and (revision.startswith("refs/pr/") or may_write_namespace(storage, ref.namespace, user))
 
 
 def _bearer(request: Request) -> str:
@@ -115,7 +116,7 @@ def _still_valid(storage: HubStorage, grant: XetGrant) -> XetGrant:
         ref = check_read(storage, meta.ref, holder)
     except errors.RepoNotFound:
         raise errors.Unauthorized("This Xet access token no longer grants access to its repository") from None
-    if grant.scope == "write" and not may_write(ref, grant.user, grant.revision):
+    if grant.scope == "write" and not may_write(storage, ref, grant.user, grant.revision):
         raise errors.Unauthorized("This Xet access token no longer grants write access")
     return dataclasses.replace(grant, ref=ref)
 

@@ -35,6 +35,23 @@ tokens = sa.Table(
     sa.Column("revoked_at", Time, nullable=True),
 )
 
+# Organisations share the users' namespace: a name is a user or an organisation, never both.
+orgs = sa.Table(
+    "orgs",
+    metadata,
+    sa.Column("name", sa.String(96), primary_key=True),
+    sa.Column("fullname", sa.String(200), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+org_members = sa.Table(
+    "org_members",
+    metadata,
+    sa.Column("org", sa.String(96), sa.ForeignKey("orgs.name", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user", sa.String(96), sa.ForeignKey("users.name", ondelete="CASCADE"), primary_key=True, index=True),
+    sa.Column("role", sa.String(16), nullable=False),  # read, write or admin
+)
+
 sessions = sa.Table(
     "sessions",
     metadata,

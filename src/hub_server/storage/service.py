@@ -42,6 +42,7 @@ from .models import (
     validate_path,
 )
 from .objects import LocalObjectStore
+from .orgs import SqlOrgStore
 from .xet_index import XetIndex
 from .xet_store import XetStore
 
@@ -129,6 +130,7 @@ class HubStorage:
             self.objects, self.meta, xet_index, self.signer, scan=self.scan_file, temp=self.new_temp_path
         )
         self.discussions = SqlDiscussionStore(self.meta.engine)
+        self.orgs = SqlOrgStore(self.meta.engine)
         self.refs = RefOps(self.repos)
         import_legacy_data(self)
 

@@ -101,6 +101,8 @@ class SqlMetadataStore:
         validate_name(name, "user name")
         try:
             with self.engine.begin() as conn:
+                if conn.execute(sa.select(schema.orgs.c.name).where(schema.orgs.c.name == name)).first():
+                    raise errors.Conflict(f"{name!r} is an organisation: a user needs a name of its own")
                 conn.execute(schema.users.insert().values(name=name, created_at=utcnow()))
         except IntegrityError:
             if not exist_ok:

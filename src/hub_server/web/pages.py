@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import errors
-from ..api.deps import check_read, parse_ref
+from ..api.deps import check_read, may_read_private, parse_ref
 from ..api.http import base_url
 from ..api.limits import run_limited
 from ..storage import HubStorage, RepoRef, TokenInfo
@@ -112,11 +112,11 @@ def _auto_class(code: list[dict], default: str | None) -> str | None:
 @page
 def home(request: Request, search: str = "") -> HTMLResponse:
     """The repo list, with a search box."""
-    who = viewer(request)
+    who, storage = viewer(request), _storage(request)
     repos = [
         meta
-        for meta in _storage(request).meta.list_repos("model")
-        if (not meta.private or (who is not None and who.user == meta.owner)) and search.lower() in meta.ref.id.lower()
+        for meta in storage.meta.list_repos("model")
+        if (not meta.private or may_read_private(storage, meta.ref, who)) and search.lower() in meta.ref.id.lower()
     ]
     return render(request, "index.html", repos=repos, search=search, title="Models")
 

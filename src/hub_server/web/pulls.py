@@ -11,7 +11,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import errors
-from ..api.pulls import is_writer, merge_pull_request
+from ..api.deps import is_writer
+from ..api.pulls import merge_pull_request
 from .pages import COOKIE, _same_origin, _storage, diffs, page, render, viewer, visible_repo
 
 router = APIRouter(include_in_schema=False)
@@ -49,7 +50,8 @@ def discussion_page(request: Request, namespace: str, name: str, num: str, merge
             context["changes"] = diffs(storage, ref, base, head)
             context["conflicts"] = storage.refs.conflicts(ref, discussion.git_ref, target)
         user = viewer(request)
-        context["can_merge"] = discussion.status == "open" and is_writer(ref, user) and not context["conflicts"]
+        writer = is_writer(storage, ref, user)
+        context["can_merge"] = discussion.status == "open" and writer and not context["conflicts"]
         if context["can_merge"]:
             context["csrf"] = storage.sign(_csrf_message(request, ref.id, discussion.num))
         context.update(head=head, base=base, target=target)
@@ -76,7 +78,7 @@ def merge_form(request: Request, namespace: str, name: str, num: str, csrf: str 
         raise errors.NotFound(f"Discussion {num!r} not found")
     if not _same_origin(request) or not storage.signer.check(_csrf_message(request, ref.id, int(num)), csrf):
         return render(request, "error.html", status=403, message="Cross-site or expired merge form refused.")
-    if not is_writer(ref, user):
+    if not is_writer(storage, ref, user):
         return render(request, "error.html", status=403, message="Only the repo's writers may merge.")
     assert user is not None
     discussion = storage.discussions.get(ref, int(num))

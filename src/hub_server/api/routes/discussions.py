@@ -7,10 +7,10 @@ from fastapi import APIRouter, Query, Request
 from ... import errors
 from ...storage import HubStorage, RepoRef, TokenInfo
 from ...storage.discussions import Discussion, comment_data
-from ..deps import ApiRepo, CurrentToken, ReadableRepo, Storage
+from ..deps import ApiRepo, CurrentToken, ReadableRepo, Storage, is_writer
 from ..http import repo_url, truthy
 from ..paths import API_REPO
-from ..pulls import discussion_json, event_json, is_writer, may_moderate, merge_pull_request, participant
+from ..pulls import discussion_json, event_json, may_moderate, merge_pull_request, participant
 from ..schemas import CommentBody, DiscussionBody, EditCommentBody, MergeBody, StatusBody, TitleBody
 
 router = APIRouter(tags=["discussions"])
@@ -125,7 +125,7 @@ def get_discussion(repo: ReadableRepo, num: str, storage: Storage, diff: str | N
 def _moderated(storage: HubStorage, repo: RepoRef, num: str, token: TokenInfo | None):
     ref, token = participant(storage, repo, token)
     discussion = storage.discussions.get(ref, _num(num))
-    if not may_moderate(discussion, ref, token):
+    if not may_moderate(storage, discussion, ref, token):
         raise errors.Forbidden("Only the author of this discussion and the repo's writers may change it")
     return ref, token, discussion
 
@@ -172,7 +172,7 @@ def change_status(repo: ApiRepo, num: str, body: StatusBody, token: CurrentToken
 def merge(repo: ApiRepo, num: str, token: CurrentToken, storage: Storage, body: MergeBody | None = None) -> dict:
     """Merge a pull request into its target branch (writers only)."""
     ref, token = participant(storage, repo, token)
-    if not is_writer(ref, token):
+    if not is_writer(storage, ref, token):
         raise errors.Forbidden(f"You don't have the rights to merge pull requests of {ref.id}")
     discussion = storage.discussions.get(ref, _num(num))
     sha = merge_pull_request(storage, ref, discussion, token.user, (body.comment or "") if body else "")
@@ -193,7 +193,7 @@ def edit_comment(
 def hide_comment(repo: ApiRepo, num: str, comment_id: str, token: CurrentToken, storage: Storage) -> dict:
     """Hide a comment (writers of the repo)."""
     ref, token = participant(storage, repo, token)
-    if not is_writer(ref, token):
+    if not is_writer(storage, ref, token):
         raise errors.Forbidden("Only the repo's writers may hide comments")
     event = storage.discussions.edit_comment(ref, _num(num), comment_id, editor=token.user, content=None)
     return {"updatedComment": event_json(event)}

@@ -9,7 +9,17 @@ from fastapi import APIRouter, Request
 from ... import errors
 from ...storage import RepoRef, format_date
 from ...storage import repo_admin as admin
-from ..deps import SINGULAR, CurrentToken, ReadableRepo, RequiredToken, Storage, WritableRepo, check_gate, check_write
+from ..deps import (
+    SINGULAR,
+    CurrentToken,
+    ReadableRepo,
+    RequiredToken,
+    Storage,
+    WritableRepo,
+    check_gate,
+    check_write,
+    may_write_namespace,
+)
 from ..http import repo_url
 from ..paths import API_REPO
 from ..schemas import AccessRequestBody, LfsDeleteBody, MoveBody, SquashBody
@@ -23,7 +33,7 @@ def move_repo(request: Request, body: MoveBody, token: RequiredToken, storage: S
     repo_type = body.type or "model"
     source = check_write(storage, RepoRef.parse(repo_type, body.fromRepo), token)
     target = RepoRef.parse(repo_type, body.toRepo)
-    if target.namespace != token.user:
+    if not may_write_namespace(storage, target.namespace, token.user):
         raise errors.Forbidden(f"You don't have the rights to create a repo under the namespace {target.namespace!r}")
     admin.move_repo(storage, source, target)
     return {"url": repo_url(request, target)}

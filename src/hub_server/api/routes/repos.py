@@ -18,6 +18,8 @@ from ..deps import (
     Storage,
     WritableRepo,
     check_write,
+    may_read_private,
+    may_write_namespace,
 )
 from ..http import repo_url
 from ..paths import API_REPO
@@ -39,7 +41,7 @@ def create_repo(request: Request, body: CreateRepoBody, token: RequiredToken, st
     namespace, name = _split(body.name, body.organization)
     namespace = namespace or token.user
     ref = RepoRef.parse(body.type or "model", f"{namespace}/{name}")
-    if namespace != token.user:
+    if not may_write_namespace(storage, namespace, token.user):
         raise errors.Forbidden(f"You don't have the rights to create a repo under the namespace {namespace!r}")
     if token.role != "write":
         raise errors.Forbidden("This token is read-only")
@@ -97,7 +99,7 @@ def list_repos(
         return []
     out = []
     for meta in storage.meta.list_repos(SINGULAR[repo_type.value], author):
-        if meta.private and (token is None or token.user != meta.owner):
+        if meta.private and not may_read_private(storage, meta.ref, token):
             continue
         if search and search.lower() not in meta.ref.id.lower():
             continue
