@@ -273,7 +273,7 @@ def test_card_metadata_is_checked_before_a_commit(hub, make_api, alice, repo_nam
     repo_id = f"alice/{repo_name}"
     api.create_repo(repo_id)
     before = api.model_info(repo_id).sha
-    bad_card = b"---\nlicense: mit\nmodel-index: foo\n---\n# Card\n"
+    bad_card = b"\n---\nlicense: mit\nmodel-index: foo\n---\n# Card\n"  # blank lines may come first
     with pytest.raises(ValueError, match='(?s)Invalid metadata in README.md.*"model-index" must be a list'):
         api.upload_file(path_or_fileobj=bad_card, path_in_repo="README.md", repo_id=repo_id)
     assert api.model_info(repo_id).sha == before
