@@ -18,7 +18,8 @@ from fastapi.responses import JSONResponse
 from .limits import run_limited
 
 MAX_FRONT_MATTER_CHARS = 128 * 1024
-_FRONT_MATTER = re.compile(r"^\s*---[ \t\r]*\n(.*?)\n---\s*(\n|$)", re.S)  # leading blank lines allowed, as the client does
+# Blank lines may come before the front matter, as the client's own parser allows.
+_FRONT_MATTER = re.compile(r"^\s*---[ \t\r]*\n(.*?)\n---\s*(\n|$)", re.S)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
