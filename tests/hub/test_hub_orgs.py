@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import httpx2 as httpx
 import pytest
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
@@ -81,20 +78,23 @@ def test_names_are_a_user_or_an_organisation(hub, org):
         hub.storage.orgs.set_member("acme", "carol", "owner")
 
 
-def _hub(root, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "hub_server", *args, "--root", str(root)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+def test_command_line(tmp_path, capsys):
+    from hub_server.cli import main
 
+    def hub(*args: str) -> tuple[int, str, str]:
+        status = main([*args, "--root", str(tmp_path)])
+        out, err = capsys.readouterr()
+        return status, out, err
 
-def test_command_line(tmp_path):
-    assert _hub(tmp_path, "add-user", "erin").returncode == 0
-    bad = _hub(tmp_path, "add-org", "lab", "--member", "erin", "--member", "nobody:read")
-    assert bad.returncode == 2 and "'nobody' does not exist" in bad.stderr
-    bad_role = _hub(tmp_path, "add-org", "lab", "--member", "erin:owner")
-    assert bad_role.returncode == 2 and "expected one of read, write, admin" in bad_role.stderr
-    made = _hub(tmp_path, "add-org", "lab", "--fullname", "The Lab", "--member", "erin:admin")
-    assert made.returncode == 0 and "erin (admin)" in made.stdout, made.stderr  # nothing half-made before
-    assert _hub(tmp_path, "add-user", "lab").returncode == 2
-    assert _hub(tmp_path, "remove-member", "lab", "erin").returncode == 0
-    again = _hub(tmp_path, "remove-member", "lab", "erin")
-    assert again.returncode == 1 and "not a member" in again.stderr
+    assert hub("add-user", "erin")[0] == 0
+    status, _, err = hub("add-org", "lab", "--member", "erin", "--member", "nobody:read")
+    assert status == 2 and "'nobody' does not exist" in err
+    status, _, err = hub("add-org", "lab", "--member", "erin:owner")
+    assert status == 2 and "expected one of read, write, admin" in err
+    assert hub("remove-member", "lab", "erin")[0] == 1  # the refused commands created nothing
+    status, out, err = hub("add-org", "lab", "--fullname", "The Lab", "--member", "erin:admin")
+    assert status == 0 and "erin (admin)" in out, err
+    assert hub("add-user", "lab")[0] == 2
+    assert hub("remove-member", "lab", "erin")[0] == 0
+    status, _, err = hub("remove-member", "lab", "erin")
+    assert status == 1 and "not a member" in err
