@@ -8,7 +8,7 @@ memory (``VmHWM``) is read after the push and after the pulls. A second part pus
 its middle, pushes again, and pushes the same file to a second repo, reading from the hub's own counters how
 many bytes each push sent and stored.
 
-Usage: python -m benchmarks.hub_xet [--sizes-mb 1024 2048] [--workdir DIR] [--output hub_xet.json]
+Usage: python -m benchmarks.hub_xet [--sizes-mb 1024 2048] [--workdir DIR] [--output benchmarks/hub_xet.json]
                                     [--markdown BENCHMARKS.md | --no-markdown]
 """
 
@@ -32,6 +32,8 @@ import psutil
 
 from benchmarks.hub_transfer import _free_port, _wait_ready
 from benchmarks.sections import markers, write_section
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MiB = 1 << 20
 START, END = markers("hub_xet")
@@ -285,8 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[1024, 2048])
     parser.add_argument("--dedup-mb", type=int, default=256, help="file size of the dedup part (0 skips it)")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch directory (default: a temp dir)")
-    parser.add_argument("--output", type=Path, default=Path("hub_xet.json"))
-    parser.add_argument("--markdown", type=Path, default=Path("BENCHMARKS.md"))
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "hub_xet.json")
+    parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--no-markdown", action="store_true")
     parser.add_argument("--render", type=Path, help="only write the section for the figures in this JSON file")
     args = parser.parse_args(argv)
