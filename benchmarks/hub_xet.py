@@ -115,37 +115,6 @@ class _Server:
         _wait_ready(self.url)
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-class _Server:
-    """``python -m hub_server serve`` in its own process, with one user."""
-
-    def __init__(self, root: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "hub_server"]
-        out = subprocess.run(
-            [*cmd, "add-user", "bench", "--root", str(root)], check=True, capture_output=True, text=True
-        )
-        self.token = out.stdout.strip().splitlines()[-1]
-        serve = [*cmd, "serve", "--root", str(root), "--port", str(self.port), "--log-level", "warning"]
-        self.proc = subprocess.Popen(serve)
-        _wait_ready(self.url)
-
-    def _wait_ready(self) -> None:
-        import httpx2 as httpx
-
-        for _ in range(600):
-            try:
-                httpx.get(f"{self.url}/api/models", timeout=1)
-                return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise SystemExit("the hub server did not start")
-
-    def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
 
