@@ -22,7 +22,7 @@ def participant(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> t
     """A readable repo and a token that may take part in its discussions (write role)."""
     ref = check_read(storage, ref, token)
     if token is None:
-        raise errors.Unauthorized("You must be authenticated to take part in discussions")
+        raise errors.Unauthorized("You must be authenticated (write token) to take part in discussions or PRs")
     if token.role != "write":
         raise errors.Forbidden("This token is read-only")
     return ref, token

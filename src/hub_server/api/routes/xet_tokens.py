@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from ... import errors
-from ...storage import HubStorage, RepoRef, TokenInfo
-from ..deps import ApiRepo, CurrentToken, ReadableRepo, Storage, check_read, check_write
+from ...storage import HubStorage, RepoRef
+from ..deps import ApiRepo, CurrentToken, ReadableRepo, Storage, check_write
 from ..http import truthy
 from ..paths import API_REPO
+from ..pulls import participant
 from ..xet_auth import PR_REF, cas_url, mint_token
 
 router = APIRouter(tags=["xet"])
@@ -37,17 +37,6 @@ def xet_read_token(
     return _token_response(request, storage, repo, token.user if token else None, "read", sha)
 
 
-def _pull_request_access(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> RepoRef:
-    """Who may upload for a pull request: a write-role token of anyone who may read the repo."""
-    if token is None:
-        check_read(storage, ref, None)
-        raise errors.Unauthorized("You must be authenticated (write token) to open a pull request")
-    ref = check_read(storage, ref, token)
-    if token.role != "write":
-        raise errors.Forbidden("This token is read-only")
-    return ref
-
-
 @router.get(API_REPO + "/xet-write-token/{revision:rpath}")
 def xet_write_token(
     request: Request,
@@ -60,7 +49,7 @@ def xet_write_token(
     """A write token for the repo's CAS, scoped to a branch, or to pull requests (``create_pr=1``,
     ``refs/pr/N``, or the literal ``None`` the client sends when the PR's number is not known yet)."""
     if truthy(create_pr) or revision in ("None", "") or revision.startswith("refs/pr/"):
-        ref = _pull_request_access(storage, ref, token)
+        ref, token = participant(storage, ref, token)  # a write-role token of anyone who may read the repo
         target = revision if revision.startswith("refs/pr/") else PR_REF
     else:
         ref = check_write(storage, ref, token)
