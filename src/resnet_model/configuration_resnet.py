@@ -92,6 +92,11 @@ def _check_rate(name: str, value) -> None:
         raise ValueError(f"`{name}` must be a float in [0, 1), got {value!r}.")
 
 
+def _check_bool(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be a bool (True or False), got {value!r}.")
+
+
 def timm_label_names(model_or_cfg) -> list[str] | None:
     """ImageNet class names from timm's own tables when a timm model's (or pretrained config's) head has the size
     of an ImageNet subset timm knows (1k, 12k, 21k, 22k...); None otherwise."""
@@ -227,10 +232,8 @@ class ResnetConfig(BackboneConfigMixin, PretrainedConfig):
             ("stem_width", stem_width),
         ):
             _check_int(name, value, 1)
-        if not isinstance(avg_down, bool):
-            raise ValueError(f"`avg_down` must be a bool (True or False), got {avg_down!r}.")
-        if not isinstance(zero_init_last, bool):
-            raise ValueError(f"`zero_init_last` must be a bool (True or False), got {zero_init_last!r}.")
+        _check_bool("avg_down", avg_down)
+        _check_bool("zero_init_last", zero_init_last)
         _check_rate("drop_rate", drop_rate)
         _check_rate("drop_path_rate", drop_path_rate)
 
