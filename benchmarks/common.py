@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from resnet_toolkit.fastpath.capabilities import cpu_model
-from resnet_toolkit.samples import sample_images, sample_labels
+from resnet_toolkit.fastpath.capabilities import cpu_kind, cpu_model
+from resnet_toolkit.samples import calibrate_on_photos, fit_nearest_centroid_head, sample_images, sample_labels
 from resnet_toolkit.timing import Interleaved, interleave, synchronize
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "sample_images",
     "sample_labels",
     "synchronize",
+    "wait_for_quiet",
 ]
 
 
@@ -47,6 +50,7 @@ def machine_info(device: str = "cpu") -> dict:
         "device": device,
         "capabilities": detect_capabilities(device).as_dict(),
         "cpu_flags": sorted(cpu_flags()),
+        "cpu_kind": cpu_kind(),
     }
     versions = library_versions()
     info["onnxruntime"], info["openvino"] = versions["onnxruntime"], versions["openvino"]
@@ -55,45 +59,35 @@ def machine_info(device: str = "cpu") -> dict:
     return info
 
 
-@torch.no_grad()
 def calibrated_timm_model(name: str, images: torch.Tensor, seed: int = 0, **kwargs) -> nn.Module:
-    """A timm model with seeded random weights, BatchNorm statistics measured on `images`, and a fitted head.
-
-    Downloading weights is not allowed here. Calibrated statistics keep activations in range; the classifier is
-    a nearest-centroid probe that tells apart the source photographs of `images` (classes 0..11 of 1000), so the
-    logits have the margins of a classifier fitted to real data rather than of a random head.
-    """
+    """A timm model with seeded random weights, calibrated on `images` (see `calibrate_on_photos`)."""
     import timm
 
     torch.manual_seed(seed)
     model = timm.create_model(name, pretrained=False, zero_init_last=False, **kwargs)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative average over the calibration batches
-    model.train()
-    for batch in images.split(16):
-        model(batch)
-    model.eval()
-    features = torch.cat([model.forward_head(model.forward_features(b), pre_logits=True) for b in images.split(16)])
-    fit_nearest_centroid_head(model.get_classifier(), features, sample_labels(len(images)))
-    return model
+    return calibrate_on_photos(model, images)
 
 
-@torch.no_grad()
-def fit_nearest_centroid_head(fc: nn.Linear, features: torch.Tensor, labels: torch.Tensor) -> None:
-    """Make `fc` a nearest-centroid classifier of `features` (classes 0..max(labels); the rest never win)."""
-    classes = int(labels.max()) + 1
-    centroids = torch.stack([features[labels == c].mean(0) for c in range(classes)])
-    # nearest centroid, centred on the mean feature: argmin |f - c|^2 = argmax f.d - m.d - |d|^2 / 2
-    mean = centroids.mean(0)
-    weight = centroids - mean
-    bias = -(weight @ mean) - 0.5 * (weight * weight).sum(1)
-    scale = 3.0 / (features @ weight.T + bias).std()  # logits spread like a trained head's
-    fc.weight.zero_()
-    fc.bias.fill_(-1e4)
-    fc.weight[:classes] = weight * scale
-    fc.bias[:classes] = bias * scale
+def wait_for_quiet(
+    max_load_per_core: float = 1.0, timeout_s: float = 900.0, log: Callable[[str], None] = print
+) -> list[float]:
+    """Wait until the 1-minute load average is at most `max_load_per_core` per core; SystemExit after `timeout_s`.
+
+    Timings taken while other work runs are not worth recording. Returns the load averages it started at.
+    """
+    if not hasattr(os, "getloadavg"):
+        return []
+    cores = os.cpu_count() or 1
+    deadline = time.monotonic() + timeout_s
+    while (load := os.getloadavg())[0] > max_load_per_core * cores:
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"load average {load[0]:.1f} stayed above {max_load_per_core:g} per core ({cores} cores) for "
+                f"{timeout_s:.0f} s: benchmark on a quiet machine (or pass --max-load to accept a busier one)"
+            )
+        log(f"waiting for a quiet machine: load average {load[0]:.1f} > {max_load_per_core:g} x {cores} cores")
+        time.sleep(15)  # polling the load average, not synchronising with anything
+    return list(load)
 
 
 def format_rate(value: float | None) -> str:

@@ -64,3 +64,47 @@ def sample_images(count: int, size: int = 224, seed: int = 0, channels: int = 3)
             crop = crop.flip(-1)
         out[index] = ((crop[0] - mean) / std).clamp(-3, 3)
     return out if channels == 3 else out.mean(1, keepdim=True)
+
+
+@torch.no_grad()
+def calibrate_on_photos(model: nn.Module, images: torch.Tensor) -> nn.Module:
+    """`model` (a timm ResNet or ours) made to behave like a trained classifier on photo crops, without a download.
+
+    Its BatchNorm statistics are measured on `images` (which keeps activations in range), and its classifier becomes
+    a nearest-centroid probe telling apart the source photographs of `images` (classes 0..11; any further classes
+    sit just below them), so that the logits have the margins of a classifier fitted to real data, not of a random
+    head. The weights stay as they are (seeded). Returns the model, in eval mode.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average over the calibration batches
+    timm_model = getattr(model, "model", model)  # our wrapper holds the timm network as `.model`
+    model.train()
+    for batch in images.split(16):
+        timm_model(batch)
+    model.eval()
+    features = torch.cat(
+        [timm_model.forward_head(timm_model.forward_features(b), pre_logits=True) for b in images.split(16)]
+    )
+    fit_nearest_centroid_head(timm_model.get_classifier(), features, sample_labels(len(images)))
+    return model
+
+
+@torch.no_grad()
+def fit_nearest_centroid_head(fc: nn.Linear, features: torch.Tensor, labels: torch.Tensor) -> None:
+    """Make `fc` a nearest-centroid classifier of `features` (classes 0..max(labels); the rest never win on them)."""
+    classes = int(labels.max()) + 1
+    centroids = torch.stack([features[labels == c].mean(0) for c in range(classes)])
+    # nearest centroid, centred on the mean feature: argmin |f - c|^2 = argmax f.d - m.d - |d|^2 / 2
+    mean = centroids.mean(0)
+    weight = centroids - mean
+    bias = -(weight @ mean) - 0.5 * (weight * weight).sum(1)
+    logits = features @ weight.T + bias
+    bias, logits = bias - logits.mean(), logits - logits.mean()  # centred on 0, like a trained head's logits
+    scale = 3.0 / logits.std()  # and spread like them
+    fc.weight.zero_()
+    fc.weight[:classes] = weight * scale
+    fc.bias[:classes] = bias * scale
+    # the other classes: constant logits a spread below the fitted ones (in their range, so errors stay comparable)
+    fc.bias[classes:] = float(logits.min()) * float(scale) - 3.0

@@ -17,7 +17,7 @@ Pass `engine="openvino"` (or any engine name) to skip the timing. A pipeline:
 `accelerate_pipeline(pipeline("image-classification", model=...))`; a command: `batched_logits(model, pixels)`.
 """
 
-from .calibration import AGREEMENT_FLOOR, FastPathChoice, Parity, cache_dir, top1_agreement
+from .calibration import AGREEMENT_FLOOR, AGREEMENT_IMAGES, FastPathChoice, Parity, cache_dir, top1_agreement
 from .capabilities import Capabilities, TorchSettings, choose, cpu_flags, cpu_model, detect_capabilities
 from .engines import ENGINE_NAMES, ENGINES, PRECISIONS, Engine, library_versions
 from .folding import fold_batchnorm
@@ -26,6 +26,7 @@ from .serving import FAST_PATH_MIN_IMAGES, accelerate_pipeline, batched_logits
 
 __all__ = [
     "AGREEMENT_FLOOR",
+    "AGREEMENT_IMAGES",
     "FAST_PATH_MIN_IMAGES",
     "ENGINES",
     "ENGINE_NAMES",

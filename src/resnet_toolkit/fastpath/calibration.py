@@ -22,7 +22,10 @@ from .engines import ENGINES, library_versions
 from .runners import Runner
 
 AGREEMENT_FLOOR = 0.99  # the automatic choice never takes a path that changes more top-1 predictions than this
-CACHE_VERSION = 1
+# Agreement is measured on at least this many images (seeded photo crops at the model's input size, after any images
+# the caller gives), so that one changed prediction moves it by less than 2%: with the floor above, none may change.
+AGREEMENT_IMAGES = 64
+CACHE_VERSION = 2
 TIMING_ROUNDS = 3
 TIMING_BUDGET_S = 0.1  # per contender and round
 PRUNE = 1.3  # after the first round, only paths at most this much slower than the fastest are timed again
@@ -41,13 +44,30 @@ def relative_error(reference_logits: torch.Tensor, logits: torch.Tensor) -> floa
     return float((logits.float() - reference_logits).abs().max()) / scale
 
 
+def top1_margins(reference_logits: torch.Tensor) -> torch.Tensor:
+    """Each image's gap between its top two reference logits, as a fraction of the largest |reference logit|."""
+    if reference_logits.shape[-1] < 2:
+        return torch.ones(len(reference_logits))
+    top2 = reference_logits.float().topk(2, dim=-1).values
+    return (top2[:, 0] - top2[:, 1]) / (float(reference_logits.abs().max()) or 1.0)
+
+
+def margin_summary(margins: torch.Tensor) -> dict[str, float]:
+    """The distribution of top-1 margins: the 10th, 50th and 90th percentiles and the smallest."""
+    q = margins.float().quantile(torch.tensor([0.1, 0.5, 0.9]))
+    return {"min": float(margins.min()), "p10": float(q[0]), "p50": float(q[1]), "p90": float(q[2])}
+
+
 @dataclass
 class Parity:
-    """How one path's outputs compare with fp32 eager on the parity images."""
+    """How one path's outputs compare with fp32 eager on the parity images (and how decisive those images are)."""
 
     agreement: float
     relative_error: float
     tolerance: float
+    images: int = 0  # how many images agreement was measured on
+    margins: dict[str, float] = field(default_factory=dict)  # `margin_summary` of the reference's top-1 margins
+    flipped_margins: list[float] = field(default_factory=list)  # the reference margin of each changed prediction
 
     @property
     def ok(self) -> bool:
@@ -55,11 +75,15 @@ class Parity:
         return self.relative_error <= self.tolerance and self.agreement >= AGREEMENT_FLOOR
 
     def describe(self) -> str:
-        """e.g. '100.0% top-1, max |Δ| 3e-07 of the largest logit (tolerance 1e-04)'."""
-        return (
-            f"{100 * self.agreement:.1f}% top-1, max |Δ| {self.relative_error:.1g} of the largest logit "
-            f"(tolerance {self.tolerance:.0e})"
-        )
+        """e.g. '100.0% top-1 of 64, max |Δ| 3e-07 of the largest logit (tolerance 1e-04), median margin 0.12'."""
+        text = f"{100 * self.agreement:.1f}% top-1"
+        text += f" of {self.images}" if self.images else ""
+        text += f", max |Δ| {self.relative_error:.1g} of the largest logit (tolerance {self.tolerance:.0e})"
+        if self.margins:
+            text += f", median top-1 margin {self.margins['p50']:.2g}"
+        if self.flipped_margins:
+            text += f"; changed where the margin was {', '.join(f'{m:.1g}' for m in self.flipped_margins[:5])}"
+        return text
 
 
 def run_batched(runner: Runner, images: torch.Tensor, batch: int) -> torch.Tensor:
@@ -67,10 +91,23 @@ def run_batched(runner: Runner, images: torch.Tensor, batch: int) -> torch.Tenso
     return torch.cat([runner(chunk).float().cpu() for chunk in images.split(batch)])
 
 
+def compare(reference: torch.Tensor, outputs: torch.Tensor, tolerance: float) -> Parity:
+    """Agreement, relative error and the margins behind them, of `outputs` against `reference` (same images)."""
+    margins = top1_margins(reference)
+    changed = reference.argmax(-1) != outputs.float().argmax(-1)
+    return Parity(
+        top1_agreement(reference, outputs),
+        relative_error(reference, outputs),
+        tolerance,
+        images=len(reference),
+        margins=margin_summary(margins),
+        flipped_margins=sorted(float(m) for m in margins[changed]),
+    )
+
+
 def parity(reference: torch.Tensor, runner: Runner, images: torch.Tensor, batch: int, tolerance: float) -> Parity:
     """Agreement and relative error of `runner` against the reference outputs of the same `images`."""
-    outputs = run_batched(runner, images, batch)
-    return Parity(top1_agreement(reference, outputs), relative_error(reference, outputs), tolerance)
+    return compare(reference, run_batched(runner, images, batch), tolerance)
 
 
 @dataclass
@@ -135,6 +172,7 @@ class FastPathChoice:
     cached: bool = False
     torch: dict[str, Any] | None = None  # channels_last / bf16 / compile settings of a torch path
     folded_batchnorms: int = 0
+    computes_in: str = ""  # the precision the engine reported it compiled the model for
 
     @property
     def precision(self) -> str:
@@ -177,10 +215,20 @@ def model_signature(model: nn.Module, input_shape: tuple[int, ...]) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
+def parity_digest(model: nn.Module, images: torch.Tensor) -> str:
+    """A digest of the model's weights and buffers and of the parity images: what agreement depends on, not speed."""
+    digest = hashlib.sha256()
+    for name, tensor in [*model.state_dict().items(), ("images", images)]:
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()[:16]
+
+
 def machine_key() -> dict[str, Any]:
     """What makes one machine's timings differ from another's: CPU, flags, threads, library versions."""
     return {
         "cpu": caps.cpu_model(),
+        "cpu_kind": caps.cpu_kind(),
         "cpu_flags": hashlib.sha256(" ".join(sorted(caps.cpu_flags())).encode()).hexdigest()[:16],
         "arch": platform.machine(),
         "threads": torch.get_num_threads(),
@@ -213,13 +261,17 @@ def read_cache(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     return data
 
 
-def write_cache(path: Path, key: dict[str, Any], timing: Timing, engine: str) -> None:
-    """Store a calibration (atomically; a failure to write only costs a later recalibration)."""
+def write_cache(
+    path: Path, key: dict[str, Any], timing: Timing, engine: str, parities: dict[str, Parity], weights: str
+) -> None:
+    """Store a calibration and the parity measured for the model's weights (atomically; a failure only costs time)."""
     data = {
         "key": key,
         "engine": engine,
         "speedup": timing.speedup,
         "seconds_per_call": timing.seconds_per_call,
+        "weights": weights,
+        "parity": {k: asdict(p) for k, p in parities.items()},
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     try:

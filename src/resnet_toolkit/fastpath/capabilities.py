@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import shutil
 import sys
@@ -18,9 +19,29 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 CPU_COMPILE_NOTE = "compiling takes tens of seconds per input shape"
 
 
+# `RESNET_MODEL_CPU_ISA` makes the probe see a lesser x86 CPU than the one it runs on, so that the choices (and the
+# tests) of another CPU kind can be exercised on any machine: the flags of the instruction sets above the named one are
+# hidden. Set `ONEDNN_MAX_CPU_ISA` (AVX2, AVX512_CORE, …) too, before torch is imported, to make oneDNN's kernels match.
+CPU_ISA_VARIABLE = "RESNET_MODEL_CPU_ISA"
+HIDDEN_ABOVE = {
+    "native": (),
+    "amx": (),
+    "avx512": ("amx",),
+    "avx2": ("amx", "avx512"),
+}
+
+
+def cpu_isa_override() -> str:
+    """The instruction-set ceiling `RESNET_MODEL_CPU_ISA` asks for ('native' when unset); ValueError when unknown."""
+    value = os.environ.get(CPU_ISA_VARIABLE, "").strip().lower() or "native"
+    if value not in HIDDEN_ABOVE:
+        allowed = ", ".join(map(repr, HIDDEN_ABOVE))
+        raise ValueError(f"{CPU_ISA_VARIABLE} must be one of {allowed}; got {value!r}")
+    return value
+
+
 @functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (x86 `flags`, Arm `Features`) from /proc/cpuinfo; empty where unavailable."""
+def _proc_cpu_flags() -> frozenset[str]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -30,6 +51,21 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (x86 `flags`, Arm `Features`) in /proc/cpuinfo, less any `RESNET_MODEL_CPU_ISA` hides."""
+    hidden = HIDDEN_ABOVE[cpu_isa_override()]
+    return frozenset(flag for flag in _proc_cpu_flags() if not flag.startswith(hidden))
+
+
+def cpu_kind(flags: frozenset[str] | None = None) -> str:
+    """'amx', 'avx512', 'avx2' or 'other': the x86 instruction-set family the fast path's numerics depend on."""
+    flags = cpu_flags() if flags is None else flags
+    for kind, marker in (("amx", "amx_bf16"), ("avx512", "avx512f"), ("avx2", "avx2")):
+        if marker in flags:
+            return kind
+    return "other"
 
 
 @functools.lru_cache(maxsize=1)
@@ -129,6 +165,8 @@ def detect_capabilities(device: str | torch.device = "cpu") -> Capabilities:
         bf16_reason = "oneDNN (mkldnn) is not available in this torch build"
     else:
         bf16_reason = f"CPU lacks native bf16 ({' / '.join(BF16_CPU_FLAGS[:2])}): bf16 would be emulated and slower"
+        if cpu_isa_override() != "native":
+            bf16_reason += f" ({CPU_ISA_VARIABLE}={cpu_isa_override()})"
     compiler = _cxx_compiler()
     if compiler:
         compile_reason = f"off by default on CPU (C++ compiler {compiler} found): {CPU_COMPILE_NOTE}"

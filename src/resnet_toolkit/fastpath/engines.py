@@ -125,8 +125,8 @@ def unavailable(
             capabilities = openvino_capabilities()
             if not capabilities:
                 return "OpenVINO finds no CPU device"
-            if engine.precision == "bf16" and "BF16" not in capabilities:
-                return "OpenVINO reports no native bf16 on this CPU"
+            if engine.precision == "bf16" and ("BF16" not in capabilities or not native_bf16):
+                return "no native bf16 on this CPU for OpenVINO" + _isa_note()
     if engine.engine == "torch-compile":
         detected = caps.detect_capabilities(device)
         if device == "cpu" and caps._cxx_compiler() is None:
@@ -134,8 +134,21 @@ def unavailable(
         if device != "cpu" and not detected.compile:
             return detected.reasons["compile"]
     if need_native and engine.precision == "bf16" and not native_bf16:
-        return "no native bf16 here: it would be emulated and slower"
+        return "no native bf16 here: it would be emulated and slower" + _isa_note()
     return None
+
+
+def _isa_note() -> str:
+    isa = caps.cpu_isa_override()
+    return f" ({caps.CPU_ISA_VARIABLE}={isa})" if isa != "native" else ""
+
+
+def _checked(engine: Engine, runner: Runner, facts: dict[str, Any]) -> tuple[Runner, dict[str, Any]]:
+    """`runner` and its facts, once the engine confirms it computes in the engine's precision (else RuntimeError)."""
+    computed = runner.computes_in()
+    if computed != engine.precision:
+        raise RuntimeError(f"{engine.engine} would compute {engine.key} in {computed}, not {engine.precision}")
+    return runner, {**facts, "computes_in": computed}
 
 
 def exportable(model: nn.Module) -> bool:
@@ -159,10 +172,10 @@ def build(
             raise ValueError(f"{engine.key} needs an exportable model")
         path = exports.onnx(engine.precision)
         if engine.engine == "onnxruntime":
-            return OnnxRuntimeRunner(path, exports.input_shape, threads), {}
-        return OpenVINORunner(path, exports.input_shape, threads, engine.precision, batches), {}
+            return _checked(engine, OnnxRuntimeRunner(path, exports.input_shape, threads), {})
+        return _checked(engine, OpenVINORunner(path, exports.input_shape, threads, engine.precision, batches), {})
     if engine.engine == "eager":
-        return TorchRunner(model, dtype=torch.float32, channels_last=False), {}
+        return _checked(engine, TorchRunner(model, dtype=torch.float32, channels_last=False), {})
     settings = caps.choose(
         caps.detect_capabilities(device), bf16=engine.precision == "bf16", compile=engine.engine == "torch-compile"
     )
@@ -177,4 +190,4 @@ def build(
         options = {"freezing": True, "max_autotune": True} if device == "cpu" else None
         call = torch.compile(module, mode=None if options else "max-autotune", options=options)
     facts = {"torch": settings.as_dict(), "folded_batchnorms": folded}
-    return TorchRunner(module, dtype=dtype, channels_last=settings.channels_last, call=call), facts
+    return _checked(engine, TorchRunner(module, dtype=dtype, channels_last=settings.channels_last, call=call), facts)

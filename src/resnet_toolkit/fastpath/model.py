@@ -13,12 +13,15 @@ from torch import nn
 from ..samples import photos_available, sample_images
 from . import capabilities as caps
 from .calibration import (
+    AGREEMENT_IMAGES,
     FastPathChoice,
     Parity,
     Timing,
     cache_path,
+    compare,
     model_signature,
     parity,
+    parity_digest,
     read_cache,
     time_side_by_side,
     write_cache,
@@ -26,9 +29,12 @@ from .calibration import (
 from .engines import ENGINES, PRECISIONS, Engine, build, exportable, resolve, unavailable
 from .runners import Exports, Runner, TorchRunner, primary_output
 
-PARITY_IMAGES = 16
 PARITY_BATCH = 8
 QUANTIZATION_IMAGES = 16  # int8 ranges are measured on these many photo crops (other crops than the parity ones)
+
+
+def _output_kind(output: Any) -> str | None:
+    return next((k for k in ("logits", "pooler_output") if getattr(output, k, None) is not None), None)
 
 
 class EngineUnavailable(RuntimeError):
@@ -46,16 +52,22 @@ def _input_shape(model: nn.Module, images: torch.Tensor | None) -> tuple[int, in
 
 
 def _parity_images(images: torch.Tensor | None, shape: tuple[int, int, int], count: int, seed: int) -> tuple:
-    """The images parity is checked on, and what they are."""
-    if images is not None:
-        return images, f"{len(images)} given images"
+    """The images parity is checked on (the given ones topped up to `count` with seeded crops), and what they are."""
+    given = 0 if images is None else len(images)
+    if given >= count:
+        return images, f"{given} given images"
     channels, height, width = shape
     missing = photos_available()
     if missing is None and height == width:
-        return sample_images(count, height, seed=seed, channels=channels), f"{count} photo crops ({height}²)"
-    generator = torch.Generator().manual_seed(seed)
-    why = missing or "non-square input"
-    return torch.randn(count, *shape, generator=generator), f"{count} seeded random images ({why})"
+        extra = sample_images(count - given, height, seed=seed, channels=channels)
+        what = f"{count - given} photo crops ({height}²)"
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        extra = torch.randn(count - given, *shape, generator=generator)
+        what = f"{count - given} seeded random images ({missing or 'non-square input'})"
+    if images is None:
+        return extra, what
+    return torch.cat([images, extra.to(images.device, images.dtype)]), f"{given} given images + {what}"
 
 
 def _check_arguments(
@@ -77,37 +89,51 @@ class _Calibration:
     """The state of one calibration: the reference outputs, the runners built so far and their parity."""
 
     def __init__(self, model: nn.Module, device: str, images: torch.Tensor | None, fold_bn: bool, batches: list[int]):
-        images, self.described = _parity_images(images, _input_shape(model, images), PARITY_IMAGES, seed=0)
+        shape = _input_shape(model, images)
+        images, self.described = _parity_images(images, shape, AGREEMENT_IMAGES, seed=0)
         self.model = model
         self.device = device
         self.images = images.to(device)
         self.fold_bn = fold_bn
         self.batches = batches
         self.setup_s: dict[str, float] = {}
-        self.runners: dict[str, Runner] = {}
-        self.facts: dict[str, dict[str, Any]] = {}
+        self.runners: dict[str, Runner] = {"eager-fp32": TorchRunner(model, dtype=torch.float32, channels_last=False)}
+        self.facts: dict[str, dict[str, Any]] = {"eager-fp32": {"computes_in": "fp32"}}
         self.parity: dict[str, Parity] = {}
         self.failed: dict[str, str] = {}
-        eager = TorchRunner(model, dtype=torch.float32, channels_last=False)
-        self.runners["eager-fp32"] = eager
-        start = time.perf_counter()
         self.eager_s: dict[int, float] = {}
-        outputs = []
-        for chunk in self.images.split(PARITY_BATCH):
-            chunk_start = time.perf_counter()
-            outputs.append(eager.full(chunk))
-            seconds = time.perf_counter() - chunk_start
-            self.eager_s[len(chunk)] = min(seconds, self.eager_s.get(len(chunk), seconds))
-        self.kind = next((k for k in ("logits", "pooler_output") if getattr(outputs[0], k, None) is not None), None)
-        self.reference = torch.cat([primary_output(output).float().cpu() for output in outputs])
-        self.setup_s["fp32 eager reference"] = time.perf_counter() - start
+        self._reference: torch.Tensor | None = None
+        self._kind: str | None = None
         self.exports: Exports | None = None
         if exportable(model):
             quantize_on = images.shape[1:]
             self.exports = Exports(
                 model, tuple(quantize_on), lambda: _parity_images(None, quantize_on, QUANTIZATION_IMAGES, seed=1)[0]
             )
-        self.parity["eager-fp32"] = Parity(1.0, 0.0, 0.0)
+
+    @property
+    def reference(self) -> torch.Tensor:
+        """fp32 eager's primary outputs of the parity images (computed once, timing eager on the way)."""
+        if self._reference is None:
+            start = time.perf_counter()
+            outputs = []
+            for chunk in self.images.split(PARITY_BATCH):
+                chunk_start = time.perf_counter()
+                outputs.append(self.runners["eager-fp32"].full(chunk))
+                seconds = time.perf_counter() - chunk_start
+                self.eager_s[len(chunk)] = min(seconds, self.eager_s.get(len(chunk), seconds))
+            self._kind = _output_kind(outputs[0])
+            self._reference = torch.cat([primary_output(output).float().cpu() for output in outputs])
+            self.parity["eager-fp32"] = compare(self._reference, self._reference, 0.0)
+            self.setup_s["fp32 eager reference"] = time.perf_counter() - start
+        return self._reference
+
+    @property
+    def kind(self) -> str | None:
+        """What the model's primary output is ('logits', 'pooler_output', or None)."""
+        if self._reference is None and self._kind is None:
+            self._kind = _output_kind(self.runners["eager-fp32"].full(self.images[:1]))
+        return self._kind
 
     def build(self, engine: Engine) -> bool:
         """Build `engine`'s runner (once); False if it failed to build."""
@@ -134,13 +160,15 @@ class _Calibration:
         if engine.key not in self.parity:
             start = time.perf_counter()
             runner = self.runners[engine.key]
-            self.parity[engine.key] = parity(self.reference, runner, self.images, PARITY_BATCH, engine.tolerance)
+            reference = self.reference
+            self.parity[engine.key] = parity(reference, runner, self.images, PARITY_BATCH, engine.tolerance)
             self.setup_s[f"parity {engine.key}"] = time.perf_counter() - start
         return self.parity[engine.key].ok
 
     def time(self, keys: list[str], batch_size: int) -> Timing:
         """The runners of `keys` timed side by side on `batch_size` images, against one fp32 eager call."""
         batch = self.images[torch.arange(batch_size) % len(self.images)]
+        self.reference  # noqa: B018 - the reference pass times fp32 eager at its own batch sizes
         start = time.perf_counter()
         if batch_size not in self.eager_s:  # the reference pass timed the eager model at its own batch sizes
             self.runners["eager-fp32"](batch)
@@ -194,6 +222,7 @@ def _fast_model(
             cached=cached,
             torch=calibration.facts.get(key, {}).get("torch"),
             folded_batchnorms=calibration.facts.get(key, {}).get("folded_batchnorms", 0),
+            computes_in=calibration.facts.get(key, {}).get("computes_in", ""),
         )
         for b, (key, reason, timing, cached) in picks.items()
     }
@@ -310,11 +339,12 @@ def _calibrate(
             skipped[engine.key] = why
     keys = [e.key for e in usable]
     signature = model_signature(model, tuple(calibration.images.shape[1:]))
+    weights = parity_digest(model, calibration.images) if use_cache else ""
     picks: dict[int, tuple] = {}
     for batch in sizes:
         path, key = cache_path(signature, calibration.device, batch, keys)
         cached = read_cache(path, key) if use_cache else None
-        if cached and calibration.check(ENGINES[cached["engine"]]):
+        if cached and _from_cache(calibration, cached, weights):
             timing = Timing(batch, cached["speedup"], cached["seconds_per_call"], {})
             reason = f"fastest with parity in this machine's calibration of {cached['date']}"
             picks[batch] = (cached["engine"], reason, timing, True)
@@ -329,13 +359,24 @@ def _calibrate(
         reason += f" that keeps parity ({', '.join(faster)} did not)" if faster else ""
         picks[batch] = (best, reason, timing, False)
         if use_cache:
-            write_cache(path, key, timing, best)
+            write_cache(path, key, timing, best, calibration.parity, weights)
     for key, why in calibration.failed.items():
         skipped[key] = why
     for key, result in calibration.parity.items():
         if not result.ok:
             skipped[key] = f"parity: {result.describe()}"
     return picks, skipped
+
+
+def _from_cache(calibration: _Calibration, cached: dict[str, Any], weights: str) -> bool:
+    """Whether the cached engine keeps parity: as measured then for the same weights, else measured now."""
+    engine = ENGINES[cached["engine"]]
+    known = cached.get("parity", {}).get(engine.key) if cached.get("weights") == weights else None
+    if known is None or not calibration.build(engine):
+        return calibration.check(engine)
+    calibration.parity[engine.key] = Parity(**known)
+    calibration.described = f"{calibration.described}, measured for these weights when calibrated"
+    return calibration.parity[engine.key].ok
 
 
 def check_engines(

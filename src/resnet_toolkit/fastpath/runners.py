@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,31 @@ class Runner:
         """The batch's primary output."""
         raise NotImplementedError
 
+    def computes_in(self) -> str:
+        """The precision the engine really computes in ('fp32', 'bf16', 'int8'), as the engine itself reports it."""
+        return "fp32"
+
     def accepts(self, pixel_values: torch.Tensor) -> bool:
         """Whether this runner can take `pixel_values` (exported graphs have a fixed image size)."""
         return self.input_shape is None or tuple(pixel_values.shape[1:]) == self.input_shape
+
+
+@contextlib.contextmanager
+def ieee_fp32() -> Iterator[None]:
+    """float32 convolutions and matmuls computed in float32, whatever the process asked for.
+
+    `torch.backends.mkldnn.fp32_precision = "bf16"` (or `torch.set_float32_matmul_precision("medium")`) lets oneDNN
+    run float32 layers in bf16 on CPUs with AMX / avx512_bf16: an "fp32" path must not.
+    """
+    settings = [torch.backends.mkldnn, torch.backends.mkldnn.conv, torch.backends.mkldnn.matmul]
+    saved = [backend.fp32_precision for backend in settings]
+    try:
+        for backend in settings:
+            backend.fp32_precision = "ieee"
+        yield
+    finally:
+        for backend, value in zip(settings, saved, strict=True):
+            backend.fp32_precision = value
 
 
 class TorchRunner(Runner):
@@ -66,9 +89,14 @@ class TorchRunner(Runner):
     def full(self, pixel_values: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         """The module's whole output, floating tensors in float32."""
         pixel_values = pixel_values.to(self.device, self.dtype, memory_format=self.memory_format)
+        strict = ieee_fp32() if self.dtype == torch.float32 else contextlib.nullcontext()
         # `no_grad` rather than `inference_mode`: Inductor's weight freezing needs it
-        with torch.no_grad():
+        with torch.no_grad(), strict:
             return to_float32(self.call(pixel_values, *args, **kwargs))
+
+    def computes_in(self) -> str:
+        """bf16 for a bf16 module; fp32 otherwise (oneDNN held to IEEE float32 by `ieee_fp32`)."""
+        return "bf16" if self.dtype == torch.bfloat16 else "fp32"
 
     def __call__(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The batch's primary output."""
@@ -85,21 +113,40 @@ class OnnxRuntimeRunner(Runner):
     def __init__(self, path: str | os.PathLike, input_shape: tuple[int, ...], threads: int):
         import onnxruntime as ort
 
+        self.path = str(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # no busy-waiting between calls: spinning threads would take the CPU from everything else in the process
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # fp32 stays fp32: ONNX Runtime's only reduced-precision GEMM for float32 models is opt-in (Arm bf16 fast math)
+        options.add_session_config_entry(ORT_FASTMATH, "0")
+        self.options = options
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.input_shape = input_shape
+
+    def computes_in(self) -> str:
+        """int8 for a quantized graph, bf16 if fast math were on, else fp32."""
+        quantized = ("QLinear", "QuantizeLinear", "DynamicQuantize", "ConvInteger", "MatMulInteger")
+        if any(node.op_type.startswith(quantized) for node in self._graph_nodes()):
+            return "int8"
+        return "bf16" if self.options.get_session_config_entry(ORT_FASTMATH) == "1" else "fp32"
+
+    def _graph_nodes(self) -> list[Any]:
+        import onnx
+
+        return list(onnx.load(self.path, load_external_data=False).graph.node)
 
     def __call__(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The batch's primary output."""
         return torch.from_numpy(self.session.run(None, {self.input_name: _numpy(pixel_values)})[0])
 
 
+ORT_FASTMATH = "mlas.enable_gemm_fastmath_arm64_bfloat16"
+# OpenVINO's CPU plugin runs float32 models in bf16 on CPUs with native bf16 unless told otherwise: always tell it
 OPENVINO_PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: quantized ops run in int8
+OPENVINO_PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,9 +171,22 @@ class OpenVINORunner(Runner):
             "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION_HINTS[precision],
             "INFERENCE_NUM_THREADS": threads,
         }
+        self.precision = precision
         self.requests: dict[int | None, Any] = {}
+        self.compiled: dict[int | None, Any] = {}
         for batch in batches:
             self._request(batch)
+
+    def computes_in(self) -> str:
+        """The inference precision OpenVINO compiled the graphs with (int8 for the quantized model's int8 engine)."""
+        hints = {
+            compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() for compiled in self.compiled.values()
+        }
+        names = {OPENVINO_PRECISIONS.get(hint, hint) for hint in hints}
+        if len(names) != 1:
+            return "/".join(sorted(names)) or "unknown"
+        (name,) = names
+        return "int8" if self.precision == "int8" and name == "fp32" else name
 
     def _request(self, batch: int | None) -> Any:
         """The infer request of the graph compiled for `batch` images (None: the dynamic-batch graph)."""
@@ -135,7 +195,8 @@ class OpenVINORunner(Runner):
             if batch is not None:
                 model = self.model.clone()
                 model.reshape([batch, *self.input_shape])
-            self.requests[batch] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+            self.compiled[batch] = self.core.compile_model(model, "CPU", self.config)
+            self.requests[batch] = self.compiled[batch].create_infer_request()
         return self.requests[batch]
 
     def __call__(self, pixel_values: torch.Tensor) -> torch.Tensor:

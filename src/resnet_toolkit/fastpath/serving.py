@@ -8,6 +8,7 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
+from .calibration import Parity
 from .model import FastModel, optimize_for_inference
 
 FAST_PATH_MIN_IMAGES = 5  # from this many images on, calibrating (seconds, then cached) pays for itself
@@ -24,7 +25,11 @@ def batched_logits(
     if fast_path:
         run = optimize_for_inference(model, batch_sizes=(min(len(pixel_values), BATCH_SIZE),))
         choice = run.choice
-        print(f"fast path: {choice.engine} ({choice.reason})", file=log or sys.stderr)
+        agreement = Parity(**choice.parity).describe()
+        print(
+            f"fast path: {choice.engine} ({choice.reason}; {agreement} on {choice.parity_images})",
+            file=log or sys.stderr,
+        )
     with torch.no_grad():
         return torch.cat([run(pixel_values=chunk).logits for chunk in pixel_values.split(BATCH_SIZE)])
 
