@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -161,9 +162,15 @@ def fast_path_notes(entry: dict) -> list[str]:
     notes = []
     choices = facts.get("auto_choice", {})
     for batch, choice in choices.items():
+        parity = choice["parity"]
+        measured = f"{_pct(parity['agreement'])} top-1 of {parity.get('images', 16)} crops"
+        if parity.get("margins"):
+            margins = parity["margins"]
+            measured += f", top-1 margins p10 / p50 / p90 {margins['p10']:.2g} / {margins['p50']:.2g} / "
+            measured += f"{margins['p90']:.2g} of the largest logit"
         notes.append(
             f"Batch {batch}: `optimize_for_inference(model)` chose **{choice['engine']}** ({choice['reason']}; "
-            f"calibration ratios vs fp32 eager: "
+            f"{measured}; calibration ratios vs fp32 eager: "
             + ", ".join(f"{k} {v:.2f}×" for k, v in sorted(choice["speedups"].items(), key=lambda kv: -kv[1]))
             + ")."
         )
@@ -183,6 +190,7 @@ def fast_path_notes(entry: dict) -> list[str]:
     if facts.get("engines_skipped"):
         notes.append("Not measured: " + "; ".join(f"{k} ({v})" for k, v in facts["engines_skipped"].items()) + ".")
     setups = facts.get("engine_setup_s", {})
+    parity_images = next(iter(choices.values()))["parity"].get("images", 16) if choices else 16
     if setups:
         last = list(setups.values())[-1]
         engines = [k.removeprefix("build ") for k in last if k.startswith("build ")]
@@ -190,7 +198,7 @@ def fast_path_notes(entry: dict) -> list[str]:
         notes.append(
             f"First call of each engine row ({facts.get('engines_setup_s', 0):.0f} s in all, fp32 eager reference "
             f"included): {_seconds(last, 'ONNX export', 'int8 quantization')} (shared); then build and parity "
-            "check on 16 crops (compilation at batch 8 included): "
+            f"check on {parity_images} crops (compilation at batch 8 included): "
             + ", ".join(f"{e} {seconds:.1f} s" for e, seconds in first.items())
             + "."
         )
@@ -270,7 +278,11 @@ def render_markdown(results: dict, *, json_path: Path, root: Path) -> str:
         "| goal | measured | holds |",
         "|---|---|---|",
     ]
-    for goal, measured, holds in goals(results):
+    kinds = other_cpu_kinds(json_path.parent, machine.get("cpu_kind"))
+    rows = goals(results) + [
+        (f"[{kind}] {goal}", measured, holds) for kind, other in kinds.items() for goal, measured, holds in goals(other)
+    ]
+    for goal, measured, holds in rows:
         mark = "–" if holds is None else ("yes" if holds else "**no**")
         out.append(f"| {goal} | {measured} | {mark} |")
     inference = results.get("inference")
@@ -380,8 +392,38 @@ def render_markdown(results: dict, *, json_path: Path, root: Path) -> str:
             out += ["| figure | value |", "|---|---:|"]
             out += [f"| {k} | {v:.3g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in _flatten(hub)]
             out += [""]
+    for kind, other in kinds.items():
+        out += other_kind_section(kind, other)
     out += _marked_sections(root / "BENCHMARKS.md") + _explanations(results)
     return "\n".join(out).rstrip() + "\n"
+
+
+def other_cpu_kinds(folder: Path, current: str | None) -> dict[str, dict]:
+    """The inference results kept for the other CPU kinds (`inference-<kind>.json` beside the results)."""
+    found = {}
+    for path in sorted(folder.glob("inference-*.json")):
+        kind = path.stem.removeprefix("inference-")
+        if kind != current:
+            found[kind] = json.loads(path.read_text(encoding="utf-8"))
+    return found
+
+
+def other_kind_section(kind: str, results: dict) -> list[str]:
+    """The inference tables measured on a machine of another CPU kind, with that machine's description."""
+    machine = results["machine"]
+    out = [
+        "",
+        f"## Inference on {kind} ({results['settings']['image_size']}², {machine['device']}, {results['date']})",
+        "",
+        f"Machine: {machine['cpu']}, {machine['logical_cores']} logical cores. Load average at start: "
+        f"{_loads(machine.get('load_average_at_start'))}. {cpu_flags_line(machine)}"
+        + (f" Note: {results['note']}." if results.get("note") else ""),
+        "",
+    ]
+    for name, entry in results["inference"].items():
+        out += [f"### {name} ({kind})", ""] + inference_table(name, entry) + [""]
+        out += [f"- {note}" for note in fast_path_notes(entry)] + [""]
+    return out
 
 
 def _marked_sections(path: Path) -> list[str]:

@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
 
 import torch
 
-from benchmarks.common import machine_info, sample_images
+from benchmarks.common import machine_info, sample_images, wait_for_quiet
 from benchmarks.inference import run_inference
 from benchmarks.loading import run_loading
 from benchmarks.report import render_markdown, render_terminal
@@ -78,6 +78,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, default=None, help="where to write the report")
     parser.add_argument("--json", type=Path, default=None, help="where to write the raw figures")
     parser.add_argument("--render", type=Path, default=None, help="only re-write the report from this results JSON")
+    parser.add_argument(
+        "--max-load",
+        type=float,
+        default=1.0,
+        help="wait (up to 15 min) until the load average is at most this per core before timing anything",
+    )
     return parser.parse_args(argv)
 
 
@@ -126,6 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{time.perf_counter() - started:6.0f}s {message}", flush=True)
 
     started = time.perf_counter()
+    if not quick:
+        wait_for_quiet(args.max_load, log=log)
     results: dict = {
         "command": "python -m benchmarks.run" + (" --quick" if quick else ""),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -164,6 +172,10 @@ def main(argv: list[str] | None = None) -> dict:
     keep_earlier_sections(results, json_path, sections)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
+    if "inference" in sections and not quick:  # one file per CPU kind: BENCHMARKS.md shows each kind's table
+        per_kind = {k: results[k] for k in ("command", "date", "settings", "machine", "inference")}
+        kind_path = json_path.with_name(f"inference-{results['machine']['cpu_kind']}.json")
+        kind_path.write_text(json.dumps(per_kind, indent=1, default=str) + "\n", encoding="utf-8")
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
     markdown_path.write_text(render_markdown(results, json_path=json_path, root=REPO_ROOT), encoding="utf-8")
     print(render_terminal(results))

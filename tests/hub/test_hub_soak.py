@@ -1,8 +1,8 @@
 """Soak (issue #13): 60 s of anonymous expensive requests and 8 authenticated pushers against one server.
 
-Bounded in time and count, loopback only. Every push lands or gets 412; ``whoami`` stays answered (p99
-under 1 s); the server process stays under 1 GB RSS. The figures are printed (run with ``-s``) so a miss on
-a loaded machine can be told from a regression.
+Bounded in time and count, loopback only. Every push lands or gets 412, every probe is answered (no 5xx), and
+the server process stays under 1 GB RSS. Latencies are figures, not assertions: they are printed as a
+``soak figures:`` line (run with ``-s``) and recorded quietly by ``python -m benchmarks.hub_soak``.
 """
 
 from __future__ import annotations
@@ -185,4 +185,3 @@ def test_soak_mixed_anonymous_load_and_racing_pushers(server, tmp_path):
     assert not errors, errors[:10]
     assert outcome["landed"] >= 1
     assert figures["server_rss_max_mb"] < 1024, figures
-    assert figures["whoami_p99_s"] < 1.0, figures
