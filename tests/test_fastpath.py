@@ -58,23 +58,35 @@ def fitted_classifier(name: str) -> ResnetModelForImageClassification:
     return calibrate_on_photos(ResnetModelForImageClassification(config), sample_images(48, SIZE, seed=1))
 
 
-@pytest.fixture(scope="module")
-def classifiers() -> dict[str, ResnetModelForImageClassification]:
-    """Both presets, fitted."""
-    return {name: fitted_classifier(name) for name in PRESETS}
+class PerPreset(dict):
+    """Computed for a preset the first time a test asks for it (a run that selects one preset pays for one)."""
+
+    def __init__(self, compute):
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, name: str):
+        self[name] = self.compute(name)
+        return self[name]
 
 
 @pytest.fixture(scope="module")
-def reports(classifiers, photos) -> dict[str, dict]:
+def classifiers() -> PerPreset:
+    """The presets, fitted."""
+    return PerPreset(fitted_classifier)
+
+
+@pytest.fixture(scope="module")
+def reports(classifiers, photos) -> PerPreset:
     """`check_engines` of every engine but torch.compile (slow, tested on its own) on each preset."""
     keys = FP32_ENGINES + REDUCED_ENGINES
-    return {name: check_engines(model, engines=keys, images=photos) for name, model in classifiers.items()}
+    return PerPreset(lambda name: check_engines(classifiers[name], engines=keys, images=photos))
 
 
 @pytest.fixture(scope="module")
-def choices(classifiers, photos) -> dict[str, fastpath.FastModel]:
+def choices(classifiers, photos) -> PerPreset:
     """The automatic choice on each preset, on the same photo crops (no cache: measured in this run)."""
-    return {name: optimize_for_inference(model, images=photos, cache=False) for name, model in classifiers.items()}
+    return PerPreset(lambda name: optimize_for_inference(classifiers[name], images=photos, cache=False))
 
 
 @pytest.mark.parametrize("preset", PRESETS)
