@@ -21,6 +21,7 @@ from resnet_toolkit.fastpath import (
     detect_capabilities,
     engine_models,
     optimize_for_inference,
+    runners,
     top1_agreement,
 )
 from resnet_toolkit.fastpath import capabilities as caps
@@ -466,16 +467,17 @@ def test_fp32_paths_stay_ieee_when_the_process_allows_bf16(classifiers, photos) 
     """`torch.backends.mkldnn.fp32_precision = "bf16"` lets oneDNN use bf16 for float32 on AMX; fp32 paths refuse it."""
     model = classifiers["resnet18"]
     fast = optimize_for_inference(model, engine="torch-fp32", images=photos)
-    backend = torch.backends.mkldnn
-    before = backend.fp32_precision
+    backend = torch.backends.mkldnn.conv
     with torch.no_grad():
         reference = model(pixel_values=photos[:8]).logits
+    saved = {name: runners.precision_node(name).fp32_precision for name in runners.PRECISION_NODES}
     try:
         backend.fp32_precision = "bf16"
         logits = fast(photos[:8]).logits
         assert backend.fp32_precision == "bf16"  # the process's setting is left as it was
     finally:
-        backend.fp32_precision = before
+        for name, value in saved.items():
+            runners.precision_node(name).fp32_precision = value
     torch.testing.assert_close(logits, reference, rtol=1e-4, atol=1e-4 * float(reference.abs().max()))
     assert fast.choice.computes_in == "fp32"
 

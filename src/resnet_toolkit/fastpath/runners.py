@@ -58,22 +58,46 @@ class Runner:
         return self.input_shape is None or tuple(pixel_values.shape[1:]) == self.input_shape
 
 
+# torch's float32 precision settings form a tree (global, then per backend, then per operation), and setting a node
+# can rewrite the nodes below it: they are saved and restored whole, parents first.
+PRECISION_NODES = ("", "mkldnn", "mkldnn.conv", "mkldnn.matmul", "mkldnn.rnn", "cuda.matmul", "cudnn", "cudnn.conv")
+
+
+def precision_node(name: str) -> Any:
+    """The node of torch.backends named `name` ("" for torch.backends itself) that holds a fp32_precision."""
+    node: Any = torch.backends
+    for part in filter(None, name.split(".")):
+        node = getattr(node, part)
+    return node
+
+
+def _effective_precision(name: str) -> str:
+    """A node's float32 precision, following 'none' up to its parents ('ieee' when every level says 'none')."""
+    while True:
+        value = precision_node(name).fp32_precision
+        if value != "none" or not name:
+            return "ieee" if value == "none" else value
+        name = name.rpartition(".")[0]
+
+
 @contextlib.contextmanager
 def ieee_fp32() -> Iterator[None]:
     """float32 convolutions and matmuls computed in float32, whatever the process asked for.
 
-    `torch.backends.mkldnn.fp32_precision = "bf16"` (or `torch.set_float32_matmul_precision("medium")`) lets oneDNN
-    run float32 layers in bf16 on CPUs with AMX / avx512_bf16: an "fp32" path must not.
+    `torch.backends.mkldnn.fp32_precision = "bf16"` lets oneDNN run float32 layers in bf16 on CPUs with AMX or
+    avx512_bf16: an "fp32" path must not. Where nothing asked for it (the default), nothing is changed.
     """
-    settings = [torch.backends.mkldnn, torch.backends.mkldnn.conv, torch.backends.mkldnn.matmul]
-    saved = [backend.fp32_precision for backend in settings]
+    if all(_effective_precision(name) == "ieee" for name in ("mkldnn.conv", "mkldnn.matmul")):
+        yield
+        return
+    saved = {name: precision_node(name).fp32_precision for name in PRECISION_NODES}
     try:
-        for backend in settings:
-            backend.fp32_precision = "ieee"
+        for name in ("mkldnn.conv", "mkldnn.matmul"):
+            precision_node(name).fp32_precision = "ieee"
         yield
     finally:
-        for backend, value in zip(settings, saved, strict=True):
-            backend.fp32_precision = value
+        for name, value in saved.items():
+            precision_node(name).fp32_precision = value
 
 
 class TorchRunner(Runner):
