@@ -78,7 +78,7 @@ def test_the_cas_takes_only_xet_tokens_of_its_repo(hub, make_api, alice, repo_na
     assert httpx.post(url, content=item.xorb, headers=auth(cas2.token)).status_code == 403, "another repo's token"
     assert httpx.post(url, content=item.xorb, headers=auth(cas1.token[:-2] + "00")).status_code == 401
     meta = hub.storage.meta.get_repo(_ref(one))
-    expired, _ = mint_token(hub.storage.signer, meta, "alice", "write", "main", ttl=-5)
+    expired, _ = mint_token(hub.storage.signer, meta, hub.storage.token_info(alice), "write", "main", ttl=-5)
     assert httpx.post(url, content=item.xorb, headers=auth(expired)).status_code == 401
     read = Cas.of(hub, alice, one, "read")
     assert read.post_xorb(item.xorb, item.xorb_name).status_code == 403

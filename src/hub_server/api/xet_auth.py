@@ -2,7 +2,8 @@
 
 The token routes mint them for callers who pass the Hub's own access rules; the CAS routes accept only
 them, only under their repo's CAS URL, and check the rules again on every call, so a repo that went
-private, was deleted or was re-created stops honouring tokens minted before.
+private, was deleted or was re-created stops honouring tokens minted before, and a token minted with a hub
+token that was since revoked or expired is refused.
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ PR_REF = "refs/pr/*"
 
 @dataclasses.dataclass(frozen=True)
 class XetGrant:
-    """What a Xet token allows: ``scope`` ("read" or "write") on one incarnation of a repo, for one user."""
+    """What a Xet token allows: ``scope`` ("read" or "write") on one incarnation of a repo, for one user (and
+    as long as the hub token it was minted with, ``token_id``, lives)."""
 
     ref: RepoRef
     generation: str
     user: str | None
     scope: str
     revision: str
+    token_id: int | None = None
 
 
 def repo_generation(meta: RepoMeta) -> str:
@@ -56,12 +59,13 @@ def read_token_url(request: Request, ref: RepoRef, revision: str) -> str:
 
 
 def mint_token(
-    signer: Signer, meta: RepoMeta, user: str | None, scope: str, revision: str, ttl: int = TOKEN_TTL
+    signer: Signer, meta: RepoMeta, holder: TokenInfo | None, scope: str, revision: str, ttl: int = TOKEN_TTL
 ) -> tuple[str, int]:
-    """A new Xet token and its expiry (unix seconds)."""
+    """A new Xet token for the holder of a hub token (None: anonymous) and its expiry (unix seconds)."""
     ref = meta.ref
+    user, token_id = (holder.user, holder.token_id) if holder is not None else (None, None)
     payload = {"t": ref.type, "ns": ref.namespace, "n": ref.name, "g": repo_generation(meta),
-               "u": user, "s": scope, "r": revision}  # fmt: skip
+               "u": user, "k": token_id, "s": scope, "r": revision}  # fmt: skip
     body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).rstrip(b"=").decode()
     ticket = signer.sign(f"xet-token/{body}", ttl)
     return f"{_PREFIX}{body}.{ticket}", int(ticket.split(".", 1)[0])
@@ -77,7 +81,7 @@ def parse_token(signer: Signer, text: str) -> XetGrant | None:
     try:
         payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
         ref = RepoRef(payload["t"], payload["ns"], payload["n"])
-        return XetGrant(ref, payload["g"], payload["u"], payload["s"], payload["r"])
+        return XetGrant(ref, payload["g"], payload["u"], payload["s"], payload["r"], payload["k"])
     except (binascii.Error, ValueError, KeyError, TypeError):
         return None
 
@@ -107,7 +111,10 @@ def cas_access(
 
 
 def _still_valid(storage: HubStorage, grant: XetGrant) -> XetGrant:
-    """The Hub's rules, checked again: the same repo incarnation, still readable (and writable) by the holder."""
+    """The Hub's rules, checked again: the hub token it was minted with still live, the same repo incarnation,
+    still readable (and writable) by the holder."""
+    if grant.user is not None and (grant.token_id is None or not storage.meta.token_live(grant.token_id)):
+        raise errors.Unauthorized("This Xet access token was minted with a hub token that is revoked or expired")
     holder = TokenInfo(user=grant.user, role=grant.scope, display_name="xet") if grant.user else None
     try:
         meta = storage.meta.get_repo(grant.ref)

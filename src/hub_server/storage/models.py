@@ -112,11 +112,12 @@ class RepoMeta:
 
 @dataclasses.dataclass(frozen=True)
 class TokenInfo:
-    """What a token grants: its user, role and display name."""
+    """What a token grants: its user, role and display name, and its id (what sessions and grants die with)."""
 
     user: str
     role: str
     display_name: str
+    token_id: int | None = None
 
 
 @dataclasses.dataclass

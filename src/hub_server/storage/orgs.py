@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import errors
 from . import schema
 from .models import utcnow, validate_name
+from .sql import name_taken, taken_message
 
 ROLES = ("read", "write", "admin")
 WRITE_ROLES = ("write", "admin")
@@ -42,15 +43,21 @@ class SqlOrgStore:
         self.engine = engine
 
     def add_org(self, name: str, *, fullname: str | None = None, exist_ok: bool = False) -> None:
-        """Create an organisation; Conflict when the name is a user's, or an organisation's (unless ``exist_ok``)."""
+        """Create an organisation; Conflict when the name (in any letter case) is a user's, or an organisation's
+        (unless it is this one and ``exist_ok``)."""
         validate_name(name, "organisation name")
         with self.engine.begin() as conn:
-            if conn.execute(sa.select(schema.users.c.name).where(schema.users.c.name == name)).first():
-                raise errors.Conflict(f"{name!r} is a user: an organisation needs a name of its own")
+            taken = name_taken(conn, name)
+            if taken == ("organisation", name) and exist_ok:
+                return
+            if taken == ("organisation", name):
+                raise errors.Conflict(f"Organisation {name!r} already exists")
+            if taken is not None:
+                raise errors.Conflict(taken_message(taken, "an organisation"))
             try:
                 with conn.begin_nested():
                     conn.execute(schema.orgs.insert().values(name=name, fullname=fullname or name, created_at=utcnow()))
-            except IntegrityError:
+            except IntegrityError:  # created concurrently
                 if not exist_ok:
                     raise errors.Conflict(f"Organisation {name!r} already exists") from None
 
@@ -92,11 +99,15 @@ class SqlOrgStore:
             return [Membership(r.name, r.fullname, r.role) for r in conn.execute(query.order_by(o.c.name))]
 
     def role_in(self, namespace: str, user: str | None) -> str | None:
-        """``user``'s role in ``namespace``: admin of their own, their role in an organisation's, else None."""
+        """``user``'s role in ``namespace``: admin of their own, their role in an organisation's, else None.
+
+        Namespaces compare regardless of case, as repo ids do (names are unique regardless of case).
+        """
         if user is None:
             return None
-        if user == namespace:
+        if user.lower() == namespace.lower():
             return "admin"
         m = schema.org_members
+        query = sa.select(m.c.role).where(sa.func.lower(m.c.org) == namespace.lower(), m.c.user == user)
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(m.c.role).where(m.c.org == namespace, m.c.user == user)).scalar()
+            return conn.execute(query).scalar()

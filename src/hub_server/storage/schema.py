@@ -21,6 +21,8 @@ users = sa.Table(
     sa.Column("name", sa.String(96), primary_key=True),
     sa.Column("created_at", Time, nullable=False),
 )
+# User and organisation names are unique regardless of case, as repo ids are (``Alice`` cannot squat ``alice``).
+sa.Index("uq_users_name_lower", sa.func.lower(users.c.name), unique=True)
 
 tokens = sa.Table(
     "tokens",
@@ -43,6 +45,7 @@ orgs = sa.Table(
     sa.Column("fullname", sa.String(200), nullable=False),
     sa.Column("created_at", Time, nullable=False),
 )
+sa.Index("uq_orgs_name_lower", sa.func.lower(orgs.c.name), unique=True)
 
 org_members = sa.Table(
     "org_members",
@@ -60,6 +63,8 @@ sessions = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("expires_at", Time, nullable=False),
+    # the token the session was opened with: revoked or expired, the session ends with it
+    sa.Column("token_id", sa.Integer, sa.ForeignKey("tokens.id", ondelete="CASCADE"), nullable=False, index=True),
 )
 
 repos = sa.Table(

@@ -32,11 +32,33 @@ def secret_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
+def _live_token(now: dt.datetime) -> tuple:
+    """The conditions a live token meets: not revoked, not expired (one rule for tokens, sessions and grants)."""
+    t = schema.tokens
+    return t.c.revoked_at.is_(None), sa.or_(t.c.expires_at.is_(None), t.c.expires_at > now)
+
+
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite returns naive datetimes: they are UTC."""
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=dt.timezone.utc)
     return value
+
+
+def name_taken(conn: sa.Connection, name: str) -> tuple[str, str] | None:
+    """The user or organisation called ``name`` regardless of case, as ("user" | "organisation", its name)."""
+    for kind, table in (("user", schema.users), ("organisation", schema.orgs)):
+        query = sa.select(table.c.name).where(sa.func.lower(table.c.name) == name.lower())
+        found = conn.execute(query).scalar()
+        if found is not None:
+            return kind, found
+    return None
+
+
+def taken_message(taken: tuple[str, str], wanted: str) -> str:
+    """Why a name is refused: whose it is (names are unique regardless of case, as repo ids are)."""
+    kind, name = taken
+    return f"{name!r} is {'an organisation' if kind == 'organisation' else 'a user'}: {wanted} needs a name of its own"
 
 
 def name_key(ref: RepoRef) -> str:
@@ -97,16 +119,23 @@ class SqlMetadataStore:
     # ----------------------------------------------------------------- users and tokens
 
     def add_user(self, name: str, *, exist_ok: bool = False) -> None:
-        """Create a user; Conflict when it exists (unless ``exist_ok``)."""
+        """Create a user; Conflict when the name (in any letter case) is taken (unless it is this user and
+        ``exist_ok``)."""
         validate_name(name, "user name")
-        try:
-            with self.engine.begin() as conn:
-                if conn.execute(sa.select(schema.orgs.c.name).where(schema.orgs.c.name == name)).first():
-                    raise errors.Conflict(f"{name!r} is an organisation: a user needs a name of its own")
-                conn.execute(schema.users.insert().values(name=name, created_at=utcnow()))
-        except IntegrityError:
-            if not exist_ok:
-                raise errors.Conflict(f"User {name!r} already exists") from None
+        with self.engine.begin() as conn:
+            taken = name_taken(conn, name)
+            if taken == ("user", name) and exist_ok:
+                return
+            if taken == ("user", name):
+                raise errors.Conflict(f"User {name!r} already exists")
+            if taken is not None:
+                raise errors.Conflict(taken_message(taken, "a user"))
+            try:
+                with conn.begin_nested():
+                    conn.execute(schema.users.insert().values(name=name, created_at=utcnow()))
+            except IntegrityError:  # created concurrently
+                if not exist_ok:
+                    raise errors.Conflict(f"User {name!r} already exists") from None
 
     def user_exists(self, name: str) -> bool:
         """Whether a user exists."""
@@ -147,15 +176,20 @@ class SqlMetadataStore:
         t = schema.tokens
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(t.c.user, t.c.role, t.c.display_name, t.c.expires_at, t.c.revoked_at).where(
-                    t.c.token_hash == secret_hash(token)
+                sa.select(t.c.id, t.c.user, t.c.role, t.c.display_name).where(
+                    t.c.token_hash == secret_hash(token), *_live_token(utcnow())
                 )
             ).first()
-        if row is None or row.revoked_at is not None:
+        if row is None:
             return None
-        if row.expires_at is not None and _aware(row.expires_at) <= utcnow():
-            return None
-        return TokenInfo(user=row.user, role=row.role, display_name=row.display_name)
+        return TokenInfo(user=row.user, role=row.role, display_name=row.display_name, token_id=row.id)
+
+    def token_live(self, token_id: int) -> bool:
+        """Whether a token (by id) is neither revoked nor expired."""
+        t = schema.tokens
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(t.c.id).where(t.c.id == token_id, *_live_token(utcnow()))).first()
+        return found is not None
 
     def revoke_token(self, token: str) -> bool:
         """Revoke a token; False when it is unknown or already revoked."""
@@ -197,28 +231,42 @@ class SqlMetadataStore:
 
     # ----------------------------------------------------------------- sessions
 
-    def create_session(self, user: str, *, role: str, ttl: dt.timedelta) -> str:
-        """Open a browser session for ``user`` with a token's ``role``; returns its opaque id (stored hashed)."""
+    def create_session(self, token: TokenInfo, *, ttl: dt.timedelta) -> str:
+        """Open a browser session with a live token; returns its opaque id (stored hashed). The session lives
+        at most ``ttl``, and ends as soon as its token is revoked or expires."""
+        if token.token_id is None:
+            raise errors.Unauthorized("A session is opened with a token")
         session = secrets.token_urlsafe(32)
         now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(schema.sessions.delete().where(schema.sessions.c.expires_at < now))
             conn.execute(
                 schema.sessions.insert().values(
-                    session_hash=secret_hash(session), user=user, role=role, created_at=now, expires_at=now + ttl
+                    session_hash=secret_hash(session),
+                    user=token.user,
+                    role=token.role,
+                    created_at=now,
+                    expires_at=now + ttl,
+                    token_id=token.token_id,
                 )
             )
         return session
 
     def session_info(self, session: str) -> TokenInfo | None:
-        """Who a live session belongs to, with the role of the token it was opened with; None when ended."""
-        s = schema.sessions
-        query = sa.select(s.c.user, s.c.role, s.c.expires_at).where(s.c.session_hash == secret_hash(session))
+        """Who a live session belongs to, with the role of the token it was opened with; None when the session
+        ended, or its token was revoked or expired."""
+        s, t = schema.sessions, schema.tokens
+        now = utcnow()
+        query = (
+            sa.select(s.c.user, s.c.role, s.c.token_id)
+            .join(t, t.c.id == s.c.token_id)
+            .where(s.c.session_hash == secret_hash(session), s.c.expires_at > now, *_live_token(now))
+        )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
-        if row is None or _aware(row.expires_at) <= utcnow():
+        if row is None:
             return None
-        return TokenInfo(user=row.user, role=row.role, display_name="web session")
+        return TokenInfo(user=row.user, role=row.role, display_name="web session", token_id=row.token_id)
 
     def delete_session(self, session: str) -> None:
         """End a session."""
@@ -266,11 +314,11 @@ class SqlMetadataStore:
         return self._meta(row)
 
     def list_repos(self, repo_type: str, namespace: str | None = None) -> list[RepoMeta]:
-        """Every repo of a type, optionally within one namespace, sorted by id."""
+        """Every repo of a type, optionally within one namespace (named in any letter case), sorted by id."""
         r = schema.repos
         query = sa.select(r).where(r.c.type == repo_type).order_by(r.c.namespace, r.c.name)
         if namespace is not None:
-            query = query.where(r.c.namespace == namespace)
+            query = query.where(sa.func.lower(r.c.namespace) == namespace.lower())
         with self.engine.connect() as conn:
             return [self._meta(row) for row in conn.execute(query)]
 

@@ -315,7 +315,7 @@ def login(request: Request, token: str = Form(""), csrf: str = Form("")) -> Resp
     info = meta.token_info(token.strip()) if token.strip() else None
     if info is None:
         return render(request, "login.html", status=401, error="Invalid token.", title="Log in")
-    session = meta.create_session(info.user, role=info.role, ttl=SESSION_TTL)
+    session = meta.create_session(info, ttl=SESSION_TTL)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         COOKIE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from ...storage import HubStorage, RepoRef
+from ...storage import HubStorage, RepoRef, TokenInfo
 from ..deps import ApiRepo, CurrentToken, ReadableRepo, Storage, check_write
 from ..http import truthy
 from ..paths import API_REPO
@@ -15,9 +15,11 @@ from ..xet_auth import PR_REF, cas_url, mint_token
 router = APIRouter(tags=["xet"])
 
 
-def _token_response(request: Request, storage: HubStorage, ref: RepoRef, user: str | None, scope: str, rev: str):
+def _token_response(
+    request: Request, storage: HubStorage, ref: RepoRef, holder: TokenInfo | None, scope: str, rev: str
+):
     meta = storage.meta.get_repo(ref)
-    token, exp = mint_token(storage.signer, meta, user, scope, rev)
+    token, exp = mint_token(storage.signer, meta, holder, scope, rev)
     url = cas_url(request, meta)
     headers = {
         "X-Xet-Cas-Url": url,
@@ -34,7 +36,7 @@ def xet_read_token(
 ) -> Response:
     """A read token for the repo's CAS (anyone who may read the repo; the revision must exist)."""
     sha = storage.repos.resolve(repo, revision)
-    return _token_response(request, storage, repo, token.user if token else None, "read", sha)
+    return _token_response(request, storage, repo, token, "read", sha)
 
 
 @router.get(API_REPO + "/xet-write-token/{revision:rpath}")
@@ -56,4 +58,4 @@ def xet_write_token(
         storage.repos.branch_head(ref, revision)  # RevisionNotFound for anything but an existing branch
         target = revision
     assert token is not None
-    return _token_response(request, storage, ref, token.user, "write", target)
+    return _token_response(request, storage, ref, token, "write", target)

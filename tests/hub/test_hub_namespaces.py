@@ -1,0 +1,99 @@
+"""Namespaces keep their names (hardening round 2): user and organisation names are unique regardless of case
+(migration 0003 refuses a database where they are not), and roles are asked as repo ids are compared."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+from hub_server import errors
+from hub_server.storage import database
+from hub_server.storage.models import utcnow
+
+
+def _status(call) -> int:
+    with pytest.raises(HfHubHTTPError) as info:
+        call()
+    return info.value.response.status_code
+
+
+# --------------------------------------------------------------------------- 11. names regardless of case
+
+
+def test_a_name_in_another_letter_case_cannot_squat_a_namespace(hub, make_api, alice, bob, repo_name):
+    with pytest.raises(errors.Conflict, match="'alice'"):
+        hub.storage.orgs.add_org("Alice")
+    with pytest.raises(errors.Conflict, match="'alice'"):
+        hub.storage.add_user("ALICE")
+    with pytest.raises(errors.Conflict, match="'alice'"):
+        hub.storage.add_user("Alice", exist_ok=True)
+    hub.add_org(f"Caps-{repo_name}", {"bob": "write"})
+    with pytest.raises(errors.Conflict, match=f"'Caps-{repo_name}'"):
+        hub.storage.orgs.add_org(f"caps-{repo_name}")
+    # a role is asked as repo ids are: regardless of case
+    bob_api = make_api(bob)
+    bob_api.create_repo(f"caps-{repo_name}/model", private=True)
+    assert bob_api.model_info(f"CAPS-{repo_name}/model").private is True
+    alice_api = make_api(alice)
+    alice_api.create_repo(f"ALICE/{repo_name}", private=True)
+    assert alice_api.model_info(f"alice/{repo_name}").private is True
+    assert f"ALICE/{repo_name}" in [m.id for m in alice_api.list_models(author="alice")]
+    with pytest.raises(RepositoryNotFoundError):
+        bob_api.model_info(f"alice/{repo_name}")
+
+
+def _database_at_0002(tmp_path) -> tuple[str, sa.Engine]:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    engine = sa.create_engine(url)
+    config = database._alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+    return url, engine
+
+
+def _insert(engine: sa.Engine, table: str, **values) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.table(table, *map(sa.column, values)).insert().values(**values))
+
+
+def test_migration_0003_refuses_names_that_differ_only_in_case(tmp_path):
+    url, engine = _database_at_0002(tmp_path)
+    for name in ("olga", "Olga", "pat"):
+        _insert(engine, "users", name=name, created_at=utcnow())
+    _insert(engine, "orgs", name="PAT", fullname="P", created_at=utcnow())
+    with pytest.raises(errors.HubError) as refused:
+        database.open_metadata(url, lock_dir=tmp_path / "locks")
+    message = refused.value.message
+    assert "'Olga', 'olga'" in message and "'PAT', 'pat'" in message and "rename" in message
+    with engine.connect() as conn:  # nothing was changed: still at 0002, both users kept
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(sa.text("SELECT count(*) FROM users")).scalar() == 3
+    with engine.begin() as conn:  # the operator renames one of each pair, then the upgrade runs
+        conn.execute(sa.text("DELETE FROM users WHERE name = 'Olga'"))
+        conn.execute(sa.text("UPDATE orgs SET name = 'pat-org' WHERE name = 'PAT'"))
+    engine.dispose()
+    store = database.open_metadata(url, lock_dir=tmp_path / "locks")
+    try:
+        with pytest.raises(errors.Conflict, match="'olga'"):
+            store.add_user("OLGA")
+        with pytest.raises(sa.exc.IntegrityError):  # the database itself holds the rule
+            _insert(store.engine, "users", name="OLGA", created_at=utcnow())
+    finally:
+        store.engine.dispose()
+
+
+def test_migration_0003_on_a_clean_database(tmp_path):
+    url, engine = _database_at_0002(tmp_path)
+    _insert(engine, "users", name="olga", created_at=utcnow())
+    _insert(engine, "orgs", name="lab", fullname="Lab", created_at=utcnow())
+    engine.dispose()
+    store = database.open_metadata(url, lock_dir=tmp_path / "locks")
+    try:
+        assert store.list_users() == ["olga"]
+        token = store.create_token("olga")
+        assert store.token_info(token).user == "olga"
+    finally:
+        store.engine.dispose()
