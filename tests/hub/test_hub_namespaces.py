@@ -1,8 +1,10 @@
-"""Namespaces keep their names (hardening round 2): user and organisation names are unique regardless of case
-(migration 0003 refuses a database where they are not), and roles are asked as repo ids are compared."""
+"""Namespaces keep their repos (hardening round 2): only a namespace's admins move repos out of it, an old name
+never leads into a namespace that took the repo away, and user and organisation names are unique regardless
+of case (migration 0003 refuses a database where they are not)."""
 
 from __future__ import annotations
 
+import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -17,6 +19,54 @@ def _status(call) -> int:
     with pytest.raises(HfHubHTTPError) as info:
         call()
     return info.value.response.status_code
+
+
+@pytest.fixture(scope="module")
+def relay(hub, alice, bob):
+    """Organisation ``relay``: alice is its admin, bob writes."""
+    hub.add_org("relay", {"alice": "admin", "bob": "write"})
+    return "relay"
+
+
+# --------------------------------------------------------------------------- 4. moves across namespaces
+
+
+def test_a_write_member_cannot_move_the_organisations_repos_away(hub, make_api, alice, bob, relay, repo_name):
+    source = f"{relay}/{repo_name}"
+    make_api(alice).create_repo(source, private=True)
+    bob_api = make_api(bob)
+    assert _status(lambda: bob_api.move_repo(source, f"bob/{repo_name}")) == 403
+    assert make_api(alice).model_info(source).private is True, "the repo stayed where it was"
+    with pytest.raises(RepositoryNotFoundError):
+        bob_api.model_info(f"bob/{repo_name}")
+    assert _status(lambda: make_api().move_repo(source, f"bob/{repo_name}")) == 401
+    # renaming inside the organisation stays a writer's right, and the old name keeps leading to the repo
+    bob_api.move_repo(source, f"{relay}/{repo_name}-renamed")
+    assert bob_api.model_info(source).id == f"{relay}/{repo_name}-renamed"
+
+
+def test_an_old_name_never_leads_into_another_namespace(hub, make_api, alice, bob, relay, repo_name):
+    source = f"{relay}/{repo_name}"
+    alice_api = make_api(alice)
+    alice_api.create_repo(source)
+    alice_api.upload_file(path_or_fileobj=b"reviewed", path_in_repo="code.py", repo_id=source)
+    alice_api.move_repo(source, f"alice/{repo_name}")  # the organisation's admin may move it out
+    assert alice_api.model_info(f"alice/{repo_name}").id == f"alice/{repo_name}"
+    for api in (alice_api, make_api(bob), make_api()):  # the organisation's old name is not alice's repo
+        with pytest.raises(RepositoryNotFoundError):
+            api.model_info(source)
+    assert httpx.get(f"{hub.url}/{source}/resolve/main/code.py").status_code == 404
+    # the organisation can use the name again
+    make_api(bob).create_repo(source)
+    assert make_api(bob).list_repo_files(source) == [".gitattributes"]
+
+
+def test_moving_into_a_namespace_needs_write_there(hub, make_api, alice, bob, relay, repo_name):
+    bob_api = make_api(bob)
+    bob_api.create_repo(f"bob/{repo_name}")
+    assert _status(lambda: bob_api.move_repo(f"bob/{repo_name}", f"alice/{repo_name}")) == 403
+    bob_api.move_repo(f"bob/{repo_name}", f"{relay}/{repo_name}")  # his own repo, into an org he writes
+    assert make_api(alice).model_info(f"{relay}/{repo_name}").id == f"{relay}/{repo_name}"
 
 
 # --------------------------------------------------------------------------- 11. names regardless of case

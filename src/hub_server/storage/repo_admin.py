@@ -27,7 +27,8 @@ class LfsFile:
 
 
 def move_repo(storage, source: RepoRef, target: RepoRef) -> RepoRef:
-    """Rename a repo (metadata row and git directory) under both names' locks; Conflict when taken."""
+    """Rename a repo (metadata row and git directory) under both names' locks; Conflict when taken. The old
+    name redirects to the new one within a namespace only (the caller has checked who may move it)."""
     source = storage.meta.get_repo(source).ref
     first, second = sorted([f"create:{source.key.lower()}", f"create:{target.key.lower()}"])
     with storage.meta.lock(first), storage.meta.lock(second), storage.repos.repo_lock(source):
@@ -50,7 +51,8 @@ def move_repo(storage, source: RepoRef, target: RepoRef) -> RepoRef:
             rd = schema.repo_redirects
             repo_id = conn.execute(sa.select(r.c.id).where(r.c.name_key == name_key(target))).scalar_one()
             conn.execute(rd.delete().where(rd.c.name_key.in_([name_key(source), name_key(target)])))
-            conn.execute(rd.insert().values(name_key=name_key(source), repo_id=repo_id))
+            if same_namespace(source, target):  # see redirected(): an old name never leads elsewhere
+                conn.execute(rd.insert().values(name_key=name_key(source), repo_id=repo_id))
             new_dir.parent.mkdir(parents=True, exist_ok=True)
             os.rename(old_dir, new_dir)
         forget_repos()
@@ -58,13 +60,24 @@ def move_repo(storage, source: RepoRef, target: RepoRef) -> RepoRef:
     return target
 
 
+def same_namespace(a: RepoRef, b: RepoRef) -> bool:
+    """Whether two repos are in one namespace (compared regardless of case, as repo ids are)."""
+    return a.namespace.lower() == b.namespace.lower()
+
+
 def redirected(storage, ref: RepoRef) -> RepoRef | None:
-    """The repo an old (moved-away) name now points to, or None."""
+    """The repo an old (renamed) name now points to, or None.
+
+    Only within the old name's namespace: a repo moved to another namespace is out of the old namespace's
+    control (whoever holds it there may change it, and leave the organisation), so its old name answers 404:
+    a consumer of that name fails instead of running code its namespace no longer controls.
+    """
     rd, r = schema.repo_redirects, schema.repos
     query = sa.select(r.c.type, r.c.namespace, r.c.name).join(rd, rd.c.repo_id == r.c.id)
     with storage.meta.engine.connect() as conn:
         row = conn.execute(query.where(rd.c.name_key == name_key(ref))).first()
-    return None if row is None else RepoRef(row.type, row.namespace, row.name)
+    moved = None if row is None else RepoRef(row.type, row.namespace, row.name)
+    return moved if moved is not None and same_namespace(moved, ref) else None
 
 
 def lfs_files(storage, ref: RepoRef) -> list[LfsFile]:

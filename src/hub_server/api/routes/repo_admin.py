@@ -29,10 +29,13 @@ router = APIRouter(tags=["repo administration"])
 
 @router.post("/api/repos/move")
 def move_repo(request: Request, body: MoveBody, token: RequiredToken, storage: Storage) -> dict:
-    """Rename a repo, possibly to another namespace the caller owns."""
+    """Rename a repo (writers of its namespace), or move it to another namespace: that needs the admin role of
+    the namespace it leaves, and write in the one it joins."""
     repo_type = body.type or "model"
     source = check_write(storage, RepoRef.parse(repo_type, body.fromRepo), token)
     target = RepoRef.parse(repo_type, body.toRepo)
+    if not admin.same_namespace(source, target) and storage.orgs.role_in(source.namespace, token.user) != "admin":
+        raise errors.Forbidden(f"Moving {source.id} out of {source.namespace!r} needs the admin role there")
     if not may_write_namespace(storage, target.namespace, token.user):
         raise errors.Forbidden(f"You don't have the rights to create a repo under the namespace {target.namespace!r}")
     admin.move_repo(storage, source, target)
