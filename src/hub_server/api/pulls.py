@@ -2,7 +2,8 @@
 
 Anyone who can read a repo may open a discussion or a pull request (with a write-role token); a PR's
 author and the repo's writers may push to ``refs/pr/<num>``, change its title or status; only writers
-merge, or close someone else's.
+merge, or close someone else's. A merge may name the head that was reviewed: then it merges that commit or
+nothing (the page's merge button always does).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..storage.discussions import Discussion, DiscussionEvent, comment_data
 from .deps import WriteAccess, check_read, check_write, is_writer
 
 PR_REF = re.compile(r"^refs/pr/([1-9][0-9]{0,8})$")
+FULL_SHA = re.compile(r"[0-9a-fA-F]{40}")
 
 
 def participant(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> tuple[RepoRef, TokenInfo]:
@@ -97,8 +99,33 @@ def abandon(storage: HubStorage, target: CommitTarget) -> None:
         storage.discussions.delete(target.access.ref, target.pr)
 
 
-def merge_pull_request(storage: HubStorage, ref: RepoRef, discussion: Discussion, user: str, comment: str = "") -> str:
-    """Merge an open PR into its target branch and record it (the caller has checked the user is a writer)."""
+def reviewed_head(**fields: str | None) -> str | None:
+    """The one commit a merge request names (``expected_head=…``, ``parent=…``), or None when it names none."""
+    named = {}
+    for field, value in fields.items():
+        if value is None:
+            continue
+        if not FULL_SHA.fullmatch(value):
+            raise errors.BadRequest(f"Invalid {field} {value[:100]!r}: expected the full 40-hex SHA of a commit")
+        named[field] = value.lower()
+    if len(set(named.values())) > 1:
+        raise errors.BadRequest(f"{' and '.join(named)} name different commits: give one")
+    return next(iter(named.values()), None)
+
+
+def merge_pull_request(
+    storage: HubStorage,
+    ref: RepoRef,
+    discussion: Discussion,
+    user: str,
+    comment: str = "",
+    *,
+    expected_head: str | None = None,
+) -> str:
+    """Merge an open PR into its target branch and record it (the caller has checked the user is a writer).
+
+    With ``expected_head`` (what the reviewer saw), Conflict (409) naming both commits when the PR has moved.
+    """
     if not discussion.is_pr:
         raise errors.BadRequest(f"#{discussion.num} is a discussion, not a pull request")
     if discussion.status not in ("open", "draft"):
@@ -110,6 +137,7 @@ def merge_pull_request(storage: HubStorage, ref: RepoRef, discussion: Discussion
         author=user,
         title=f"Merge pull request #{discussion.num}: {discussion.title}",
         message=comment,
+        expected_source=expected_head,
     )
     if comment.strip():
         storage.discussions.add_event(ref, discussion.num, "comment", user, comment_data(comment))

@@ -120,9 +120,12 @@ class StatusBody(_Body):
 
 
 class MergeBody(_Body):
-    """Body of ``POST …/discussions/{num}/merge``."""
+    """Body of ``POST …/discussions/{num}/merge``: with ``expected_head`` (or the Hub-style ``parent``), only
+    that commit of the pull request is merged."""
 
     comment: str | None = None
+    expected_head: str | None = None
+    parent: str | None = None
 
 
 class EditCommentBody(_Body):

@@ -97,11 +97,22 @@ class RefOps:
                 return []
             return three_way(_files(repo, base), _files(repo, ours), _files(repo, theirs))[1]
 
-    def merge(self, ref: RepoRef, source: str, target: str, *, author: str, title: str, message: str = "") -> str:
+    def merge(
+        self,
+        ref: RepoRef,
+        source: str,
+        target: str,
+        *,
+        author: str,
+        title: str,
+        message: str = "",
+        expected_source: str | None = None,
+    ) -> str:
         """Merge the ref ``source`` into the branch ``target``: fast-forward when possible, else a merge commit.
 
-        Conflict (409, with ``filesWithConflicts``) when both sides changed a file differently; the target
-        moves by compare-and-set, so a concurrent commit is never lost.
+        Conflict (409, with ``filesWithConflicts``) when both sides changed a file differently, or (with
+        ``expectedHead`` and ``head``) when ``source`` is not at ``expected_source``, read under the lock;
+        the target moves by compare-and-set, so a concurrent commit is never lost.
         """
         target_ref = branch_ref_name(target)
         with self.store.repo_lock(ref), self.store._git(ref) as repo:
@@ -109,6 +120,12 @@ class RefOps:
                 ours, theirs = repo.refs[target_ref], repo.refs[source.encode()]
             except KeyError:
                 raise errors.RevisionNotFound(f"Invalid rev id: {target}") from None
+            if expected_source is not None and theirs.decode() != expected_source:
+                raise errors.Conflict(
+                    f"{source} moved since it was reviewed: it is at {theirs.decode()}, not at {expected_source}. "
+                    "Review the new commits, then merge again.",
+                    extra={"expectedHead": expected_source, "head": theirs.decode()},
+                )
             base = _merge_base(repo, ours, theirs)
             if base == theirs:
                 raise errors.BadRequest("Nothing to merge: the target branch already contains these changes")

@@ -2,7 +2,8 @@
 
 The merge form is protected against cross-site requests three ways: the session cookie is
 ``SameSite=Strict``, the post must come from the hub's own origin, and it carries a signed token bound to
-the session, the repo and the pull request.
+the session, the repo, the pull request and the head commit the page showed: the button merges that commit
+or nothing (the PR's author cannot slip a push in between review and merge).
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import errors
 from ..api.deps import is_writer
-from ..api.pulls import merge_pull_request
+from ..api.pulls import merge_pull_request, reviewed_head
 from .pages import COOKIE, _same_origin, _storage, diffs, page, render, viewer, visible_repo
 
 router = APIRouter(include_in_schema=False)
 
 
-def _csrf_message(request: Request, repo_id: str, num: int) -> str:
-    return f"merge:{request.cookies.get(COOKIE, '')}:{repo_id}:{num}"
+def _csrf_message(request: Request, repo_id: str, num: int, head: str) -> str:
+    """What the merge form's token signs: the session, the pull request and the head its page showed."""
+    return f"merge:{request.cookies.get(COOKIE, '')}:{repo_id}:{num}:{head}"
 
 
 @router.get("/{namespace:seg}/{name:seg}/discussions", response_class=HTMLResponse)
@@ -53,7 +55,7 @@ def discussion_page(request: Request, namespace: str, name: str, num: str, merge
         writer = is_writer(storage, ref, user)
         context["can_merge"] = discussion.status == "open" and writer and not context["conflicts"]
         if context["can_merge"]:
-            context["csrf"] = storage.sign(_csrf_message(request, ref.id, discussion.num))
+            context["csrf"] = storage.sign(_csrf_message(request, ref.id, discussion.num, head))
         context.update(head=head, base=base, target=target)
         context["code_changes"] = [c for c in context["changes"] if c["path"].endswith(".py")]
     return render(
@@ -69,18 +71,24 @@ def discussion_page(request: Request, namespace: str, name: str, num: str, merge
 
 @router.post("/{namespace:seg}/{name:seg}/discussions/{num:seg}/merge")
 @page
-def merge_form(request: Request, namespace: str, name: str, num: str, csrf: str = Form("")) -> Response:
-    """Merge a pull request from its page (writers only, same-origin, signed form token)."""
+def merge_form(
+    request: Request, namespace: str, name: str, num: str, csrf: str = Form(""), head: str = Form("")
+) -> Response:
+    """Merge the head a pull request's page showed (writers only, same-origin, a form token signing that head);
+    409 when the pull request moved since."""
     storage = _storage(request)
     ref = visible_repo(request, namespace, name)
     user = viewer(request)
     if not num.isdigit():
         raise errors.NotFound(f"Discussion {num!r} not found")
-    if not _same_origin(request) or not storage.signer.check(_csrf_message(request, ref.id, int(num)), csrf):
+    if not _same_origin(request) or not storage.signer.check(_csrf_message(request, ref.id, int(num), head), csrf):
         return render(request, "error.html", status=403, message="Cross-site or expired merge form refused.")
     if not is_writer(storage, ref, user):
         return render(request, "error.html", status=403, message="Only the repo's writers may merge.")
     assert user is not None
     discussion = storage.discussions.get(ref, int(num))
-    merge_pull_request(storage, ref, discussion, user.user)
+    try:
+        merge_pull_request(storage, ref, discussion, user.user, expected_head=reviewed_head(head=head))
+    except errors.Conflict as exc:
+        return render(request, "error.html", status=409, message=exc.message, title="Not merged", heading="Not merged")
     return RedirectResponse(f"/{ref.namespace}/{ref.name}/discussions/{discussion.num}?merged=1", status_code=303)

@@ -10,7 +10,7 @@ from ...storage.discussions import Discussion, comment_data
 from ..deps import ApiRepo, CurrentToken, ReadableRepo, Storage, is_writer
 from ..http import repo_url, truthy
 from ..paths import API_REPO
-from ..pulls import discussion_json, event_json, may_moderate, merge_pull_request, participant
+from ..pulls import discussion_json, event_json, may_moderate, merge_pull_request, participant, reviewed_head
 from ..schemas import CommentBody, DiscussionBody, EditCommentBody, MergeBody, StatusBody, TitleBody
 
 router = APIRouter(tags=["discussions"])
@@ -170,12 +170,15 @@ def change_status(repo: ApiRepo, num: str, body: StatusBody, token: CurrentToken
 
 @router.post(DISCUSSION + "/merge")
 def merge(repo: ApiRepo, num: str, token: CurrentToken, storage: Storage, body: MergeBody | None = None) -> dict:
-    """Merge a pull request into its target branch (writers only)."""
+    """Merge a pull request into its target branch (writers only); only the reviewed commit when the body
+    names it (``expected_head`` or ``parent``: 409 when the pull request moved since)."""
     ref, token = participant(storage, repo, token)
     if not is_writer(storage, ref, token):
         raise errors.Forbidden(f"You don't have the rights to merge pull requests of {ref.id}")
     discussion = storage.discussions.get(ref, _num(num))
-    sha = merge_pull_request(storage, ref, discussion, token.user, (body.comment or "") if body else "")
+    body = body or MergeBody()
+    head = reviewed_head(expected_head=body.expected_head, parent=body.parent)
+    sha = merge_pull_request(storage, ref, discussion, token.user, body.comment or "", expected_head=head)
     return {"mergeCommitId": sha}
 
 
