@@ -1,11 +1,14 @@
-"""What a reviewer sees is what gets merged (hardening round 2): merges bound to the reviewed head."""
+"""What a reviewer sees is what gets merged (hardening round 2): merges bound to the reviewed head, and
+hidden comments that stay hidden."""
 
 from __future__ import annotations
 
 import re
 
 import httpx2 as httpx
+import pytest
 from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
 
 _FIELD = r'<form[^>]*data-merge-form[^>]*>.*?name="{}" value="([^"]+)"'
 
@@ -88,3 +91,24 @@ def test_the_merge_button_merges_the_head_shown_on_the_page(hub, make_api, repo,
     finally:
         browser.close()
     assert api.get_discussion_details(repo_id, num).status == "merged"
+
+
+# --------------------------------------------------------------------------- 12. hidden comments stay hidden
+
+
+def test_a_hidden_comment_stays_hidden_when_its_author_edits_it(hub, make_api, repo, bob):
+    api, repo_id = repo
+    bob_api = make_api(bob)
+    discussion = bob_api.create_discussion(repo_id, title="A question")
+    comment = bob_api.comment_discussion(repo_id, discussion.num, "first words")
+    with pytest.warns(UserWarning, match="irreversible"):  # the client's own words: so it is here
+        hidden = api.hide_discussion_comment(repo_id, discussion.num, comment.id)
+    assert hidden.hidden and hidden.content == ""
+    with pytest.raises(HfHubHTTPError) as refused:
+        bob_api.edit_discussion_comment(repo_id, discussion.num, comment.id, "edited words")
+    assert refused.value.response.status_code == 403 and "hidden" in refused.value.server_message
+    for reader in (api, bob_api, make_api()):
+        (shown,) = [e for e in reader.get_discussion_details(repo_id, discussion.num).events if e.id == comment.id]
+        assert shown.hidden and shown.content == "" and not shown.edited
+    page = httpx.get(f"{hub.url}/{repo_id}/discussions/{discussion.num}").text
+    assert "edited words" not in page and "first words" not in page

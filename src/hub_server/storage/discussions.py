@@ -65,8 +65,16 @@ class AccessRequest:
     fields: dict | None
 
 
+def _shown(type_: str, data: dict) -> dict:
+    """An event's data as anyone may read it: a hidden comment's content is withheld (hiding is final, as on
+    the Hub: its content cannot be retrieved anymore)."""
+    if type_ == "comment" and data.get("hidden"):
+        return {**data, "latest": {"raw": "", "html": ""}}
+    return data
+
+
 def _event(row) -> DiscussionEvent:
-    return DiscussionEvent(row.event_id, row.type, row.author, _aware(row.created_at), dict(row.data))
+    return DiscussionEvent(row.event_id, row.type, row.author, _aware(row.created_at), _shown(row.type, dict(row.data)))
 
 
 class SqlDiscussionStore:
@@ -185,7 +193,7 @@ class SqlDiscussionStore:
     def edit_comment(
         self, ref: RepoRef, num: int, event_id: str, *, editor: str, content: str | None
     ) -> DiscussionEvent:
-        """Edit (or hide, when ``content`` is None) a comment; only its author may edit it."""
+        """Edit (or hide, when ``content`` is None) a comment; only its author may edit it, and not once hidden."""
         e = schema.discussion_events
         with self.engine.begin() as conn:
             row = self._row(conn, ref, num)
@@ -200,9 +208,14 @@ class SqlDiscussionStore:
             else:
                 if found.author != editor:
                     raise errors.Forbidden("Only the author of a comment may edit it")
-                data.update(comment_data(content), edited=True, numEdits=int(data.get("numEdits", 0)) + 1)
+                if data.get("hidden"):
+                    raise errors.Forbidden("This comment was hidden by the repo's writers: it cannot be edited")
+                data.update(
+                    latest=comment_data(content)["latest"], edited=True, numEdits=int(data.get("numEdits", 0)) + 1
+                )
             conn.execute(e.update().where(e.c.id == found.id).values(data=data))
-            return DiscussionEvent(found.event_id, found.type, found.author, _aware(found.created_at), data)
+            shown = _shown(found.type, data)
+            return DiscussionEvent(found.event_id, found.type, found.author, _aware(found.created_at), shown)
 
     # ----------------------------------------------------------------- gating and access requests
 
