@@ -1,8 +1,9 @@
-"""What a reviewer sees is what gets merged (hardening round 2): merges bound to the reviewed head, and
-hidden comments that stay hidden."""
+"""What a reviewer sees is what gets merged (hardening round 2): merges bound to the reviewed head, hidden
+comments that stay hidden, and a pull request page that names code another repo would run."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx2 as httpx
@@ -112,3 +113,21 @@ def test_a_hidden_comment_stays_hidden_when_its_author_edits_it(hub, make_api, r
         assert shown.hidden and shown.content == "" and not shown.edited
     page = httpx.get(f"{hub.url}/{repo_id}/discussions/{discussion.num}").text
     assert "edited words" not in page and "first words" not in page
+
+
+# --------------------------------------------------------------------------- 14. cross-repo code in the banner
+
+
+@pytest.mark.parametrize("where", ["config.json", "tokenizer_config.json"])
+def test_the_pull_request_page_names_code_from_another_repo(hub, make_api, repo, bob, where):
+    api, repo_id = repo
+    api.upload_file(path_or_fileobj=b'{"model_type": "resnet"}', path_in_repo=where, repo_id=repo_id)
+    proposed = {"model_type": "resnet", "auto_map": {"AutoModel": "other-ns/helpers--modeling.Helper"}}
+    pr = make_api(bob).upload_file(
+        path_or_fileobj=json.dumps(proposed).encode(), path_in_repo=where, repo_id=repo_id, create_pr=True
+    )
+    page = httpx.get(f"{hub.url}/{repo_id}/discussions/{pr.pr_num}").text
+    banner = re.search(r"<div[^>]*data-code-changed[^>]*>(.*?)</div>", page, re.S)
+    assert banner is not None, "only a JSON file changed, but it points trust_remote_code at other code"
+    assert "other-ns/helpers" in banner.group(1) and "modeling.py" in banner.group(1)
+    assert "another repository" in banner.group(1)

@@ -14,7 +14,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from .. import errors
 from ..api.deps import is_writer
 from ..api.pulls import merge_pull_request, reviewed_head
-from .pages import COOKIE, _same_origin, _storage, diffs, page, render, viewer, visible_repo
+from ..storage import HubStorage, RepoRef
+from .pages import COOKIE, _same_origin, _storage, diffs, page, remote_code, render, viewer, visible_repo
 
 router = APIRouter(include_in_schema=False)
 
@@ -22,6 +23,15 @@ router = APIRouter(include_in_schema=False)
 def _csrf_message(request: Request, repo_id: str, num: int, head: str) -> str:
     """What the merge form's token signs: the session, the pull request and the head its page showed."""
     return f"merge:{request.cookies.get(COOKIE, '')}:{repo_id}:{num}:{head}"
+
+
+def _new_code_references(storage: HubStorage, ref: RepoRef, base: str, head: str) -> tuple[list[dict], list[str]]:
+    """The classes ``trust_remote_code`` would import at the PR's head and not at its base (``auto_map`` and
+    ``custom_pipelines`` of every config file, other repos' code included), and the config files too large to
+    read at the head that were readable at the base."""
+    before, before_unreadable = remote_code(storage, ref, base)
+    after, after_unreadable = remote_code(storage, ref, head)
+    return [r for r in after if r not in before], [f for f in after_unreadable if f not in before_unreadable]
 
 
 @router.get("/{namespace:seg}/{name:seg}/discussions", response_class=HTMLResponse)
@@ -44,6 +54,7 @@ def discussion_page(request: Request, namespace: str, name: str, num: str, merge
         raise errors.NotFound(f"Discussion {num!r} not found")
     discussion = storage.discussions.get(ref, int(num))
     context: dict = {"changes": [], "conflicts": [], "can_merge": False, "csrf": "", "code_changes": []}
+    context.update(code_refs=[], refs_unreadable=[])
     if discussion.is_pr:
         target = discussion.target_branch or "main"
         head = storage.repos.resolve(ref, discussion.git_ref)
@@ -58,6 +69,8 @@ def discussion_page(request: Request, namespace: str, name: str, num: str, merge
             context["csrf"] = storage.sign(_csrf_message(request, ref.id, discussion.num, head))
         context.update(head=head, base=base, target=target)
         context["code_changes"] = [c for c in context["changes"] if c["path"].endswith(".py")]
+        if base is not None:
+            context["code_refs"], context["refs_unreadable"] = _new_code_references(storage, ref, base, head)
     return render(
         request,
         "discussion.html",
