@@ -4,6 +4,7 @@ raw array data read both ways, extension codes, and the format sniffing that dec
 from __future__ import annotations
 
 import io
+import os
 import pickle
 
 import joblib
@@ -29,9 +30,12 @@ def test_large_arguments_are_skipped_inside_and_outside_frames():
     assert scan_pickle_bytes(framed)["error"] is None
 
 
-def test_a_text_argument_without_end_is_a_limit_not_a_desync():
+def test_a_text_argument_past_the_limit_is_a_limit_or_the_end_not_a_desync():
+    # it ends (a loader would read on): refused as a limit
     with pytest.raises(ScanLimit):
-        scan_pickle_bytes(b"V" + b"a" * (2 << 20))
+        scan_pickle_bytes(b"V" + b"a" * (2 << 20) + b"\n" + pickle.dumps(os.system, protocol=0))
+    # it runs to the end of the data: a loader fails on it before doing anything, as the scan does (text)
+    assert scan_pickle_bytes(b"V" + b"a" * (2 << 20)) == {"globals": [], "pickles": 0, "error": None}
 
 
 def test_torch_legacy_trailing_storage_bytes_end_the_scan_quietly(tmp_path):

@@ -49,26 +49,55 @@ def _zip_at_end(tail: bytes | None) -> bool:
     return tail is not None and b"PK\x05\x06" in tail
 
 
-def _pickle_like(head: bytes, truncated: bool) -> bool:
-    """Whether a header-less (protocol 0/1) stream could make a loader import something.
+# What the argument line of a protocol-0 opcode may hold, for the opcodes that text commonly starts with: a line
+# that cannot be one (the head ends before its newline) makes the stream text, not a pickle a loader would read.
+_MODULE_PATH = re.compile(rb"[A-Za-z_][A-Za-z0-9_.]{0,1023}")  # no importable module path is longer
+_LINE_ARGUMENT = {
+    b"c": _MODULE_PATH,  # GLOBAL
+    b"i": _MODULE_PATH,  # INST
+    b"S": re.compile(rb"['\"].*", re.S),  # STRING: a quoted repr
+    b"I": re.compile(rb"[-+]?[0-9]*"),  # INT
+    b"L": re.compile(rb"[-+]?[0-9]*L?"),  # LONG
+    b"F": re.compile(rb"[-+0-9.eEinfatyINFATY]*"),  # FLOAT
+    b"g": re.compile(rb"[0-9]*"),  # GET
+    b"p": re.compile(rb"[0-9]*"),  # PUT
+}
 
-    Walks the opcodes statically: a global with an importable name means yes; an invalid opcode (text,
-    random data) before any such global means no; running out of sniffed bytes means "look closer".
+
+def _cannot_be_argument(head: bytes, start: int) -> bool:
+    """Whether the opcode at ``start`` takes a text line that the head ends inside and that it could not be."""
+    syntax = _LINE_ARGUMENT.get(head[start : start + 1])
+    rest = head[start + 1 :]
+    return syntax is not None and b"\n" not in rest and syntax.fullmatch(rest) is None
+
+
+def _pickle_like(head: bytes, truncated: bool) -> bool:
+    """Whether a header-less (protocol 0/1) stream is a pickle a loader would read.
+
+    Parses, never guesses: a stream that parses as a complete pickle is one, whatever it names (torch's legacy
+    format is several pickles in a row, and the first may name nothing); one that names an importable global
+    is one; an invalid opcode or argument (text, random data) means no; running out of sniffed bytes inside a
+    well-formed stream means "look closer" (the sandbox reads every pickle in the file).
     """
     if head[:1] not in _OPCODES:
         return False
     stream = io.BytesIO(head)
+    next_op = 0
     try:
         for opcode, arg, _ in pickletools.genops(stream):
             if opcode.name in ("GLOBAL", "INST"):
                 module, _, name = str(arg).partition(" ")
-                if _IDENT.fullmatch(module) and _IDENT.fullmatch(name):
-                    return True
-            elif opcode.name in _GLOBAL_OPS:
+                if not (_IDENT.fullmatch(module) and _IDENT.fullmatch(name)):
+                    return False  # a loader's import of it fails before anything runs
                 return True
+            if opcode.name in _GLOBAL_OPS:
+                return True
+            next_op = stream.tell()
     except Exception:  # noqa: BLE001 - pickletools raises several types on data that is not a pickle
+        if _cannot_be_argument(head, next_op):
+            return False
         return truncated and stream.tell() >= len(head) - 16
-    return False
+    return True  # parsed to STOP: a complete pickle
 
 
 def sniff(head: bytes, tail: bytes | None = None, size: int | None = None) -> str | None:

@@ -130,12 +130,25 @@ class Reader:
             if pos >= 0:
                 return self.read(pos + 1)
             if len(self._buf) > MAX_LINE:
-                raise ScanLimit(f"a text argument longer than {MAX_LINE} bytes")
+                self._skip_unterminated_line()
             start = len(self._buf)
             before = len(self._buf)
             self._fill(before + 65536)
             if len(self._buf) == before:
                 return self.read(len(self._buf))
+
+    def _skip_unterminated_line(self) -> None:
+        """A text argument past MAX_LINE: refused if it ends, truncated data (as a loader sees it) if it never does.
+
+        A loader reading a line that runs to the end of the data fails before doing anything more, so a long text
+        file that merely starts like a pickle is not one; a line that does end past the limit is refused.
+        """
+        while b"\n" not in self._buf:
+            self._buf.clear()  # read bytes are counted against the budget as they arrive
+            self._fill(65536)
+            if not self._buf:
+                raise EOFError("a text argument runs to the end of the data (pickle data was truncated)")
+        raise ScanLimit(f"a text argument longer than {MAX_LINE} bytes")
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
