@@ -207,11 +207,35 @@ def check_gate(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> No
         raise errors.GatedRepo(message, status=401 if token is None else 403)
 
 
-def readable_file_repo(ref: Annotated[RepoRef, Depends(file_repo)], token: CurrentToken, storage: Storage) -> RepoRef:
-    """A file-path repo the caller may read (and download: gated repos need an accepted request)."""
-    ref = _readable(ref, token, storage)
+def check_download(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> RepoRef:
+    """The "may download" rule: the repo's canonical reference when the caller may read its files' content.
+
+    Read access, and on a gated repo an accepted access request (or membership of its namespace). Every route
+    that serves file content, diffs or transfer grants asks it; metadata (card, file list, discussions) only
+    needs `check_read`, as on the Hub.
+    """
+    ref = check_read(storage, ref, token)
     check_gate(storage, ref, token)
     return ref
+
+
+def may_download(storage: HubStorage, ref: RepoRef, token: TokenInfo | None) -> bool:
+    """Whether `check_download` lets the caller through (for pages that show metadata and, if allowed, content)."""
+    try:
+        check_download(storage, ref, token)
+    except (errors.GatedRepo, errors.RepoNotFound):
+        return False
+    return True
+
+
+def readable_file_repo(ref: Annotated[RepoRef, Depends(file_repo)], token: CurrentToken, storage: Storage) -> RepoRef:
+    """A file-path repo the caller may download from (gated repos need an accepted request)."""
+    return check_download(storage, ref, token)
+
+
+def downloadable_api_repo(ref: Annotated[RepoRef, Depends(api_repo)], token: CurrentToken, storage: Storage) -> RepoRef:
+    """An API-path repo whose file content the caller may read (gated repos need an accepted request)."""
+    return check_download(storage, ref, token)
 
 
 def writable_file_repo(
@@ -223,6 +247,7 @@ def writable_file_repo(
 
 ApiRepo = Annotated[RepoRef, Depends(api_repo)]
 ReadableRepo = Annotated[RepoRef, Depends(readable_api_repo)]
+DownloadableRepo = Annotated[RepoRef, Depends(downloadable_api_repo)]
 WritableRepo = Annotated[WriteAccess, Depends(writable_api_repo)]
 FileRepo = Annotated[RepoRef, Depends(file_repo)]
 ReadableFileRepo = Annotated[RepoRef, Depends(readable_file_repo)]

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import errors
-from ..api.deps import check_read, may_read_private, parse_ref
+from ..api.deps import check_download, check_read, may_read_private, parse_ref
 from ..api.http import base_url
 from ..api.limits import run_limited
 from ..storage import HubStorage, RepoRef, TokenInfo
@@ -81,6 +81,11 @@ def page(handler: Callable) -> Callable:
 def visible_repo(request: Request, namespace: str, name: str) -> RepoRef:
     """The model repo named in the URL, when the viewer may see it."""
     return check_read(_storage(request), parse_ref("model", namespace, name), viewer(request))
+
+
+def downloadable_repo(request: Request, namespace: str, name: str) -> RepoRef:
+    """A model repo whose file content the viewer may see (the download rule: gated repos need access)."""
+    return check_download(_storage(request), parse_ref("model", namespace, name), viewer(request))
 
 
 def repo_context(storage: HubStorage, ref: RepoRef, rev: str) -> dict:
@@ -193,7 +198,7 @@ def commits_page(request: Request, namespace: str, name: str, revision: str, p: 
 def blob_page(request: Request, namespace: str, name: str, revision: str, path: str) -> HTMLResponse:
     """One file, highlighted when it is text."""
     storage = _storage(request)
-    ref = visible_repo(request, namespace, name)
+    ref = downloadable_repo(request, namespace, name)
     ctx = repo_context(storage, ref, revision)
     _, entry = storage.stat(ref, ctx["sha"], path)
     body = None
@@ -245,7 +250,7 @@ def diffs(storage: HubStorage, ref: RepoRef, base: str | None, head: str) -> lis
 def commit_page(request: Request, namespace: str, name: str, sha: str) -> HTMLResponse:
     """One commit and its diff."""
     storage = _storage(request)
-    ref = visible_repo(request, namespace, name)
+    ref = downloadable_repo(request, namespace, name)
     info = storage.repos.commit_info(ref, sha)
     parent = info.parents[0] if info.parents else None
     changes = diffs(storage, ref, parent, info.id)
@@ -259,7 +264,7 @@ def commit_page(request: Request, namespace: str, name: str, sha: str) -> HTMLRe
 def compare_page(request: Request, namespace: str, name: str, spec: str) -> HTMLResponse:
     """``<base>...<head>``: the review to do before moving a pin, with a banner when code changed."""
     storage = _storage(request)
-    ref = visible_repo(request, namespace, name)
+    ref = downloadable_repo(request, namespace, name)
     if "..." not in spec:
         raise errors.BadRequest("Compare as <base>...<head>")
     base_rev, head_rev = spec.split("...", 1)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import errors
-from ..api.deps import is_writer
+from ..api.deps import is_writer, may_download
 from ..api.pulls import merge_pull_request, reviewed_head
 from ..storage import HubStorage, RepoRef
 from .pages import COOKIE, _same_origin, _storage, diffs, page, remote_code, render, viewer, visible_repo
@@ -59,7 +59,8 @@ def discussion_page(request: Request, namespace: str, name: str, num: str, merge
         target = discussion.target_branch or "main"
         head = storage.repos.resolve(ref, discussion.git_ref)
         base = storage.repos.resolve(ref, target) if discussion.status != "merged" else None
-        if base is not None:
+        context["gated"] = not may_download(storage, ref, viewer(request))
+        if base is not None and not context["gated"]:
             context["changes"] = diffs(storage, ref, base, head)
             context["conflicts"] = storage.refs.conflicts(ref, discussion.git_ref, target)
         user = viewer(request)
@@ -69,7 +70,7 @@ def discussion_page(request: Request, namespace: str, name: str, num: str, merge
             context["csrf"] = storage.sign(_csrf_message(request, ref.id, discussion.num, head))
         context.update(head=head, base=base, target=target)
         context["code_changes"] = [c for c in context["changes"] if c["path"].endswith(".py")]
-        if base is not None:
+        if base is not None and not context["gated"]:
             context["code_refs"], context["refs_unreadable"] = _new_code_references(storage, ref, base, head)
     return render(
         request,

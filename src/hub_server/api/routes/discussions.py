@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from ... import errors
 from ...storage import HubStorage, RepoRef, TokenInfo
 from ...storage.discussions import Discussion, comment_data
-from ..deps import ApiRepo, CurrentToken, ReadableRepo, Storage, is_writer
+from ..deps import ApiRepo, CurrentToken, ReadableRepo, Storage, check_download, is_writer
 from ..http import repo_url, truthy
 from ..paths import API_REPO
 from ..pulls import discussion_json, event_json, may_moderate, merge_pull_request, participant, reviewed_head
@@ -117,8 +117,12 @@ def create_discussion(
 
 
 @router.get(DISCUSSION)
-def get_discussion(repo: ReadableRepo, num: str, storage: Storage, diff: str | None = None) -> dict:
-    """A discussion with its events (and the PR's diff with ``diff=1``)."""
+def get_discussion(
+    repo: ReadableRepo, num: str, storage: Storage, token: CurrentToken, diff: str | None = None
+) -> dict:
+    """A discussion with its events (and the PR's diff with ``diff=1``: file content, so the download rule)."""
+    if truthy(diff):
+        check_download(storage, repo, token)
     return details_json(storage, repo, storage.discussions.get(repo, _num(num)), diff=truthy(diff))
 
 

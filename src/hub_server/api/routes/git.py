@@ -17,7 +17,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from ... import errors
 from ...storage import RepoRef
-from ..deps import CurrentToken, FileRepo, Storage, check_read
+from ..deps import CurrentToken, FileRepo, Storage, check_download
 from ..limits import semaphore
 
 _OBJECT_PATH = re.compile(r"^(info/packs|[0-9a-f]{2}/[0-9a-f]{38}|pack/pack-[0-9a-f]{40,64}\.(pack|idx))$")
@@ -41,9 +41,14 @@ router = APIRouter(tags=["git"])
 
 
 def git_readable(ref: FileRepo, token: CurrentToken, storage: Storage) -> RepoRef:
-    """A repo the caller may clone; anonymous callers of a hidden repo are asked for credentials."""
+    """A repo the caller may clone (the download rule: gated repos need an accepted request); anonymous callers of a
+    hidden or gated repo are asked for credentials."""
     try:
-        return check_read(storage, ref, token)
+        return check_download(storage, ref, token)
+    except errors.GatedRepo as gated:
+        if token is None:
+            raise errors.Unauthorized(str(gated), headers={"WWW-Authenticate": 'Basic realm="hub"'}) from None
+        raise
     except errors.RepoNotFound:
         if token is None:
             raise errors.Unauthorized(

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import errors
 from ...storage import HubStorage, RepoRef
 from ...storage.service import DIRECT_URL_TTL
-from ..deps import CurrentToken, FileRepo, State, Storage, check_read
+from ..deps import CurrentToken, FileRepo, State, Storage, check_download
 from ..http import base_url, spool_body
 from ..pulls import participant
 from ..schemas import LfsBatchBody, LfsVerifyBody
@@ -69,7 +69,7 @@ def batch(request: Request, ref: FileRepo, body: LfsBatchBody, token: CurrentTok
     if body.operation == "upload":  # writers, and anyone who may open a pull request with the objects
         ref = participant(state.storage, ref, token)[0]
     elif body.operation == "download":
-        ref = check_read(state.storage, ref, token)
+        ref = check_download(state.storage, ref, token)
     else:
         raise errors.BadRequest(f"Unknown LFS operation {body.operation!r}: expected 'upload' or 'download'")
     if len(body.objects) > 1000:

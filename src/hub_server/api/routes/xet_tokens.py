@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ...storage import HubStorage, RepoRef, TokenInfo
-from ..deps import ApiRepo, CurrentToken, ReadableRepo, Storage, check_write
+from ..deps import ApiRepo, CurrentToken, DownloadableRepo, Storage, check_write
 from ..http import truthy
 from ..paths import API_REPO
 from ..pulls import participant
@@ -32,9 +32,9 @@ def _token_response(
 
 @router.get(API_REPO + "/xet-read-token/{revision:rpath}")
 def xet_read_token(
-    request: Request, repo: ReadableRepo, revision: str, token: CurrentToken, storage: Storage
+    request: Request, repo: DownloadableRepo, revision: str, token: CurrentToken, storage: Storage
 ) -> Response:
-    """A read token for the repo's CAS (anyone who may read the repo; the revision must exist)."""
+    """A read token for the repo's CAS (anyone who may download the repo's files; the revision must exist)."""
     sha = storage.repos.resolve(repo, revision)
     return _token_response(request, storage, repo, token, "read", sha)
 
