@@ -9,7 +9,6 @@ or serve only the objects it owns (uploaded to it, or referenced by its history 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import os
 import re
@@ -22,6 +21,7 @@ from pathlib import Path
 from .. import errors, scanning
 from ..settings import HubSettings
 from ..signing import Signer
+from . import textdiff
 from .database import default_database_url, open_metadata
 from .discussions import SqlDiscussionStore
 from .git import GitRepoStore
@@ -299,23 +299,22 @@ class HubStorage:
         _, entry = self.stat(ref, rev, path)
         return b"".join(self.iter_entry(ref, entry))
 
-    def unified_diff(self, ref: RepoRef, base: str, head: str, path: str, max_bytes: int = 1_000_000) -> str | None:
-        """A unified text diff of one file between two revisions; None for binary or large files."""
-        texts = []
+    def unified_diff(self, ref: RepoRef, base: str, head: str, path: str) -> str | None:
+        """A unified text diff of one file between two revisions; None for binary, LFS or large files."""
+        blobs: list[bytes | None] = []
+        oids: list[str] = []
         for rev in (base, head):
             try:
                 _, entry = self.stat(ref, rev, path)
             except errors.EntryNotFound:
-                texts.append("")
+                blobs.append(None)
+                oids.append("-")
                 continue
-            if entry.lfs is not None or entry.size > max_bytes:
+            if entry.lfs is not None or entry.size > textdiff.MAX_BYTES:
                 return None
-            data = self.repos.read_blob(ref, entry.oid)
-            if b"\0" in data:
-                return None
-            texts.append(data.decode("utf-8", "replace"))
-        old, new = (t.splitlines(keepends=True) for t in texts)
-        return "".join(difflib.unified_diff(old, new, f"a/{path}", f"b/{path}"))
+            blobs.append(self.repos.read_blob(ref, entry.oid))
+            oids.append(entry.oid)
+        return textdiff.unified_diff(blobs[0], blobs[1], path, (oids[0], oids[1]))
 
     # ----------------------------------------------------------------- commits
 

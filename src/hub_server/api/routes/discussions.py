@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from ... import errors
 from ...storage import HubStorage, RepoRef, TokenInfo
 from ...storage.discussions import Discussion, comment_data
 from ..deps import ApiRepo, CurrentToken, ReadableRepo, Storage, check_download, is_writer
 from ..http import repo_url, truthy
+from ..limits import run_limited
 from ..paths import API_REPO
 from ..pulls import discussion_json, event_json, may_moderate, merge_pull_request, participant, reviewed_head
 from ..schemas import CommentBody, DiscussionBody, EditCommentBody, MergeBody, StatusBody, TitleBody
@@ -116,14 +118,23 @@ def create_discussion(
     }
 
 
-@router.get(DISCUSSION)
-def get_discussion(
-    repo: ReadableRepo, num: str, storage: Storage, token: CurrentToken, diff: str | None = None
-) -> dict:
-    """A discussion with its events (and the PR's diff with ``diff=1``: file content, so the download rule)."""
-    if truthy(diff):
+def _discussion(storage: HubStorage, repo: RepoRef, num: str, token: TokenInfo | None, diff: bool) -> dict:
+    if diff:
         check_download(storage, repo, token)
-    return details_json(storage, repo, storage.discussions.get(repo, _num(num)), diff=truthy(diff))
+    return details_json(storage, repo, storage.discussions.get(repo, _num(num)), diff=diff)
+
+
+@router.get(DISCUSSION)
+async def get_discussion(
+    request: Request, repo: ReadableRepo, num: str, storage: Storage, token: CurrentToken, diff: str | None = None
+) -> dict:
+    """A discussion with its events (and the PR's diff with ``diff=1``: file content, so the download rule).
+
+    Diffs are computed under the pages' limiter, like the pages that show them.
+    """
+    if truthy(diff):
+        return await run_limited(request, "pages", _discussion, storage, repo, num, token, True)
+    return await run_in_threadpool(_discussion, storage, repo, num, token, False)
 
 
 def _moderated(storage: HubStorage, repo: RepoRef, num: str, token: TokenInfo | None):
