@@ -1,0 +1,51 @@
+"""What a shard may ask of the hub (hardening round 2): terms must average a chunk's size, and adjacent terms of
+one xorb are stored as one, so a file's reconstruction stays as small as its content allows."""
+
+from __future__ import annotations
+
+import io
+
+from hubtools import seeded_bytes
+from xettools import Cas, XetFile
+
+from hub_server import xet
+from hub_server.storage.xet_store import MIN_AVERAGE_TERM_BYTES
+from hub_server.xet.compression import Compression
+
+
+def _sliced(data: bytes, chunk_size: int, per_term: int) -> XetFile:
+    """``data`` as one xorb of ``chunk_size`` chunks, described by terms of ``per_term`` chunks each."""
+    chunks = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
+    out = io.BytesIO()
+    info = xet.write_xorb(out, chunks, Compression.NONE)
+    table = info.chunks
+    spans = [(i, min(i + per_term, len(chunks))) for i in range(0, len(chunks), per_term)]
+    terms = tuple(xet.FileTerm(info.hash, a, b, sum(table.sizes[a:b])) for a, b in spans)
+    verification = tuple(xet.range_hash(table.hashes[a:b]) for a, b in spans)
+    file = xet.FileInfo(xet.file_hash(table.hash_pairs()), terms, verification, xet.sha256_hex(data))
+    return XetFile(data, out.getvalue(), info, file)
+
+
+def test_a_file_of_tiny_terms_is_refused_before_it_costs_anything(hub, alice, repo):
+    _, repo_id = repo
+    cas = Cas.of(hub, alice, repo_id)
+    item = _sliced(seeded_bytes(8_000, seed=21), chunk_size=1, per_term=1)  # 8,000 one-byte terms
+    assert cas.post_xorb(item.xorb, item.xorb_name).status_code == 200
+    hashed = hub.storage.xet.stats["sha256_bytes_hashed"]
+    response = cas.post_shard(item.shard())
+    assert response.status_code == 400
+    assert "8000 terms for 8000 bytes" in response.text and str(MIN_AVERAGE_TERM_BYTES) in response.text
+    assert cas.reconstruction(item.file_hash).status_code == 404
+    assert hub.storage.xet.stats["sha256_bytes_hashed"] == hashed, "refused before its content was hashed"
+
+
+def test_adjacent_terms_are_stored_as_one(hub, alice, repo):
+    _, repo_id = repo
+    cas = Cas.of(hub, alice, repo_id)
+    item = _sliced(seeded_bytes(200_000, seed=22), chunk_size=10_000, per_term=2)  # 10 terms of 20 KB
+    assert len(item.file.terms) == 10
+    assert cas.post_xorb(item.xorb, item.xorb_name).status_code == 200
+    assert cas.post_shard(item.shard()).status_code == 200
+    plan = cas.reconstruction(item.file_hash).json()
+    assert len(plan["terms"]) == 1 and plan["terms"][0]["range"] == {"start": 0, "end": 20}
+    assert plan["terms"][0]["unpacked_length"] == len(item.data)
