@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 
 from hubtools import seeded_bytes
-from xettools import Cas, XetFile
+from xettools import Cas, XetFile, pack, upload
 
-from hub_server import xet
+from hub_server import RepoRef, xet
 from hub_server.storage.xet_store import MIN_AVERAGE_TERM_BYTES
 from hub_server.xet.compression import Compression
 
@@ -49,3 +49,24 @@ def test_adjacent_terms_are_stored_as_one(hub, alice, repo):
     plan = cas.reconstruction(item.file_hash).json()
     assert len(plan["terms"]) == 1 and plan["terms"][0]["range"] == {"start": 0, "end": 20}
     assert plan["terms"][0]["unpacked_length"] == len(item.data)
+
+
+def test_a_member_who_left_the_org_loses_dedup_reach_to_its_private_xorbs(hub, make_api, repo_name):
+    """Dedup reach follows today's membership, not who created the repo (no confirm-this-file oracle)."""
+    carol = hub.add_user("carol")
+    hub.add_org("acme-dedup", {"carol": "write"})
+    private, own = f"acme-dedup/{repo_name}", f"carol/{repo_name}"
+    make_api(carol).create_repo(private, private=True)
+    make_api(carol).create_repo(own)
+    item = pack(seeded_bytes(80_000, seed=23))
+    upload(Cas.of(hub, carol, private), item)
+    chunk = xet.hash_to_hex(item.info.chunks.hashes[0])
+    usable = hub.storage.xet.index.usable_xorb
+    assert usable(RepoRef("model", "carol", repo_name), "carol", item.xorb_name) == "grant", (
+        "a member may dedup against them"
+    )
+    hub.storage.orgs.remove_member("acme-dedup", "carol")
+    assert usable(RepoRef("model", "carol", repo_name), "carol", item.xorb_name) is None
+    cas = Cas.of(hub, carol, own)
+    assert cas.dedup(chunk).status_code == 404
+    assert cas.post_shard(item.shard()).status_code == 400, "nor reference them"

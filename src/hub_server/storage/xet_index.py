@@ -71,6 +71,17 @@ def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> in
     return inserted
 
 
+def readable_by(user: str | None) -> sa.ColumnElement[bool]:
+    """Repos ``user`` may read now, as the access rule says: public ones, and private ones of their namespace or of
+    an organisation they are a member of today (not of one they created a repo in and have left)."""
+    r, m = schema.repos, schema.org_members
+    if not user:
+        return r.c.private == sa.false()
+    orgs = sa.select(sa.func.lower(m.c.org)).where(m.c.user == user)
+    namespace = sa.func.lower(r.c.namespace)
+    return sa.or_(r.c.private == sa.false(), namespace == user.lower(), namespace.in_(orgs))
+
+
 class XetIndex:
     """Xorbs, file reconstructions and the dedup index in the metadata database."""
 
@@ -134,7 +145,7 @@ class XetIndex:
             ).first()
             if own is not None:
                 return "own"
-            readable = sa.or_(r.c.private == sa.false(), r.c.owner == user) if user else r.c.private == sa.false()
+            readable = readable_by(user)
             query = (
                 sa.select(ro.c.repo_id)
                 .join(r, r.c.id == ro.c.repo_id)
@@ -148,7 +159,7 @@ class XetIndex:
         c, ro, r = schema.xet_chunks, schema.repo_objects, schema.repos
         with self.engine.connect() as conn:
             repo_id = lookup_repo_id(conn, ref)
-            readable = sa.or_(r.c.private == sa.false(), r.c.owner == user) if user else r.c.private == sa.false()
+            readable = readable_by(user)
             mine = sa.and_(ro.c.repo_id == repo_id, ro.c.kind.in_((XORB, XORB_DEDUP)))
             query = (
                 sa.select(c.c.xorb_hash, sa.func.max(sa.case((ro.c.repo_id == repo_id, 1), else_=0)))
