@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fastapi.routing import APIRoute
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 T4_SITE = REPO_ROOT / ".t4"
@@ -55,3 +57,14 @@ def git_fsck(git_dir: Path) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
     )
+
+
+def app_routes(routes, prefix: str = "") -> set[tuple[str, str]]:
+    """(method, path) of every API route, through included routers however deep (FastAPI keeps them nested)."""
+    found = set()
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found |= {(method, prefix + route.path) for method in route.methods}
+        elif hasattr(route, "original_router"):
+            found |= app_routes(route.original_router.routes, prefix + route.include_context.prefix)
+    return found

@@ -13,8 +13,7 @@ import subprocess
 
 import httpx2 as httpx
 import pytest
-from fastapi.routing import APIRoute
-from hubtools import client_env, seeded_bytes
+from hubtools import app_routes, client_env, seeded_bytes
 from huggingface_hub import CommitOperationDelete
 
 MARKER = b"gated-marker-7c1f0e"
@@ -37,17 +36,6 @@ CONTENT = {
     ("GET", "/{repo:repo}/HEAD"),
     ("GET", "/{repo:repo}/objects/{path:rpath}"),
 }
-
-
-def app_routes(routes, prefix: str = "") -> set[tuple[str, str]]:
-    """(method, path) of every API route, through included routers however deep (FastAPI keeps them nested)."""
-    found = set()
-    for route in routes:
-        if isinstance(route, APIRoute):
-            found |= {(method, prefix + route.path) for method in route.methods}
-        elif hasattr(route, "original_router"):
-            found |= app_routes(route.original_router.routes, prefix + route.include_context.prefix)
-    return found
 
 
 def test_every_route_is_classified(hub) -> None:
