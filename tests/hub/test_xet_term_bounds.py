@@ -70,3 +70,19 @@ def test_a_member_who_left_the_org_loses_dedup_reach_to_its_private_xorbs(hub, m
     cas = Cas.of(hub, carol, own)
     assert cas.dedup(chunk).status_code == 404
     assert cas.post_shard(item.shard()).status_code == 400, "nor reference them"
+
+
+def test_a_refused_sha256_claim_is_not_hashed_again(hub, alice, repo):
+    """A shard refused for its sha256 claim, sent again (with the same or another wrong claim), costs no hashing."""
+    _, repo_id = repo
+    cas = Cas.of(hub, alice, repo_id)
+    item = pack(seeded_bytes(300_000, seed=24))
+    assert cas.post_xorb(item.xorb, item.xorb_name).status_code == 200
+    assert cas.post_shard(item.shard(sha256="0" * 64)).status_code == 400
+    hashed = hub.storage.xet.stats["sha256_bytes_hashed"]
+    for claim in ("0" * 64, "1" * 64, "0" * 64):
+        response = cas.post_shard(item.shard(sha256=claim))
+        assert response.status_code == 400 and "does not match its content" in response.text
+    assert hub.storage.xet.stats["sha256_bytes_hashed"] == hashed
+    assert cas.post_shard(item.shard()).status_code == 200  # the true claim is accepted without hashing either
+    assert hub.storage.xet.stats["sha256_bytes_hashed"] == hashed

@@ -93,6 +93,8 @@ class XetStore:
         self._scan, self._temp = scan, temp
         self.stats: collections.Counter[str] = collections.Counter()
         self._stats_guard = threading.Lock()
+        # sha256 computed for file hashes whose claim did not match: a refused shard sent again costs no hashing
+        self._computed: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     def _count(self, **amounts: int) -> None:
         with self._stats_guard:
@@ -170,6 +172,8 @@ class XetStore:
         """
         mismatch = xet.XetFormatError(f"file {info.file_hash}: the sha256 {info.sha256} does not match its content")
         known = self.index.verified_sha256(info.file_hash)
+        with self._stats_guard:
+            known = known or self._computed.get(info.file_hash)
         if known is not None:
             if known != info.sha256:
                 raise mismatch
@@ -185,6 +189,10 @@ class XetStore:
             position += len(piece)
         self._count(sha256_bytes_hashed=info.size)
         if digest.hexdigest() != info.sha256:
+            with self._stats_guard:  # the content's sha256 is a fact about the file hash: remember it
+                self._computed[info.file_hash] = digest.hexdigest()
+                while len(self._computed) > COMPUTED_ENTRIES:
+                    self._computed.popitem(last=False)
             raise mismatch
         if detect.sniff(bytes(head), bytes(tail), info.size) is None:
             self._scan_stand_in(info, bytes(head), bytes(tail))
@@ -288,6 +296,8 @@ class XetStore:
             return iter(())
         return _coalesce(self._iter_terms(terms, xet.ByteRange(start, stop)), STREAM_PIECE)
 
+
+COMPUTED_ENTRIES = 4096
 
 # Every chunk but a file's last is at least 8 KiB (Xet's content-defined chunking); a term holds whole chunks. A file
 # whose terms average less than this is no client's: refused before any of it is verified (a file of 100,000 one-byte
