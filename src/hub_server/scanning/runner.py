@@ -1,17 +1,23 @@
 """Running the sandbox: one subprocess per file, with memory, CPU, size, output and wall-clock limits.
 
-A process-wide semaphore bounds how many scans run at once; the request that waits for a scan holds a
-worker thread, never the event loop, and the scan's CPU and memory are the subprocess's, not the server's.
+A process-wide pool of slots bounds how many scans run at once, shared fairly: waiting scans are served round-robin
+by owner (the committing user), so one user's backlog delays another user's upload by at most one scan per slot,
+not by the whole backlog. The request that waits for a scan holds a worker thread, never the event loop, and the
+scan's CPU and memory are the subprocess's, not the server's.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import contextvars
 import dataclasses
 import json
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 SANDBOX = Path(__file__).with_name("sandbox.py")
@@ -30,13 +36,65 @@ class Limits:
     workers: int = 2  # scans at once per server process
 
 
-_semaphores: dict[int, threading.BoundedSemaphore] = {}
+_owner: contextvars.ContextVar[str] = contextvars.ContextVar("scan_owner", default="")
+
+
+@contextlib.contextmanager
+def scans_for(owner: str) -> Iterator[None]:
+    """Scans started inside this block wait in ``owner``'s queue (a user's, for the files of their commit)."""
+    token = _owner.set(owner)
+    try:
+        yield
+    finally:
+        _owner.reset(token)
+
+
+class FairSlots:
+    """``slots`` concurrent holders, granted round-robin across owners (first come, first served within one)."""
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self.waiting: collections.OrderedDict[str, collections.deque[object]] = collections.OrderedDict()
+        self.granted: list[str] = []  # owners in the order they got a slot (the last 1000): what tests observe
+        self._cond = threading.Condition()
+
+    def _first(self) -> object | None:
+        for queue in self.waiting.values():
+            return queue[0]
+        return None
+
+    @contextlib.contextmanager
+    def held(self, owner: str) -> Iterator[None]:
+        """Hold a slot for the block, after the owners ahead in the rotation have had theirs."""
+        ticket = object()
+        with self._cond:
+            self.waiting.setdefault(owner, collections.deque()).append(ticket)
+            self._cond.notify_all()
+            while not (self.free > 0 and self._first() is ticket):
+                self._cond.wait()
+            self.free -= 1
+            queue = self.waiting.pop(owner)
+            queue.popleft()
+            if queue:  # the owner's next scan waits behind everyone now waiting
+                self.waiting[owner] = queue
+            self.granted = [*self.granted[-999:], owner]
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.free += 1
+                self._cond.notify_all()
+
+
+_pools: dict[int, FairSlots] = {}
 _guard = threading.Lock()
 
 
-def _semaphore(workers: int) -> threading.BoundedSemaphore:
+def slots(workers: int) -> FairSlots:
+    """The process's scan slots for a number of workers."""
     with _guard:
-        return _semaphores.setdefault(workers, threading.BoundedSemaphore(workers))
+        return _pools.setdefault(workers, FairSlots(workers))
 
 
 def run_sandbox(path: Path, limits: Limits, tmp_dir: Path | None = None) -> dict:
@@ -50,7 +108,7 @@ def run_sandbox(path: Path, limits: Limits, tmp_dir: Path | None = None) -> dict
         "tmp": str(tmp_dir) if tmp_dir else None,
     }
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0"}
-    with _semaphore(limits.workers):
+    with slots(limits.workers).held(_owner.get()):
         proc = subprocess.Popen(
             [sys.executable, "-E", "-s", str(SANDBOX), str(path), json.dumps(args)],
             stdin=subprocess.DEVNULL,

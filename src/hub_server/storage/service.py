@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .. import errors, scanning
+from ..scanning import runner as scan_runner
 from ..settings import HubSettings
 from ..signing import Signer
 from . import textdiff
@@ -350,7 +351,8 @@ class HubStorage:
                 if op.size is not None and op.size != size:
                     raise errors.BadRequest(f"LFS object size mismatch for {op.path}: {op.size} != {size}")
                 op.size = size
-        self._scan_operations(ref, operations)
+        with scan_runner.scans_for(author):  # the author's files queue behind their own, not other users'
+            self._scan_operations(ref, operations)
         return self.repos.commit(
             ref,
             branch,
