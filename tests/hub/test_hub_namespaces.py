@@ -22,76 +22,78 @@ def _status(call) -> int:
 
 
 @pytest.fixture(scope="module")
-def relay(hub, alice, bob):
-    """Organisation ``relay``: alice is its admin, bob writes."""
-    hub.add_org("relay", {"alice": "admin", "bob": "write"})
-    return "relay"
+def relay(hub) -> dict[str, str]:
+    """Organisation ``relay`` with members of its own (the shared users' organisations stay as other tests
+    expect them): rhea is its admin, rob writes. Their tokens by role."""
+    admin, writer = hub.add_user("rhea"), hub.add_user("rob")
+    hub.add_org("relay", {"rhea": "admin", "rob": "write"})
+    return {"admin": admin, "writer": writer}
 
 
 # --------------------------------------------------------------------------- 4. moves across namespaces
 
 
-def test_a_write_member_cannot_move_the_organisations_repos_away(hub, make_api, alice, bob, relay, repo_name):
-    source = f"{relay}/{repo_name}"
-    make_api(alice).create_repo(source, private=True)
-    bob_api = make_api(bob)
-    assert _status(lambda: bob_api.move_repo(source, f"bob/{repo_name}")) == 403
-    assert make_api(alice).model_info(source).private is True, "the repo stayed where it was"
+def test_a_write_member_cannot_move_the_organisations_repos_away(make_api, relay, repo_name):
+    source = f"relay/{repo_name}"
+    admin, writer = make_api(relay["admin"]), make_api(relay["writer"])
+    admin.create_repo(source, private=True)
+    assert _status(lambda: writer.move_repo(source, f"rob/{repo_name}")) == 403
+    assert admin.model_info(source).private is True, "the repo stayed where it was"
     with pytest.raises(RepositoryNotFoundError):
-        bob_api.model_info(f"bob/{repo_name}")
-    assert _status(lambda: make_api().move_repo(source, f"bob/{repo_name}")) == 401
+        writer.model_info(f"rob/{repo_name}")
+    assert _status(lambda: make_api().move_repo(source, f"rob/{repo_name}")) == 401
     # renaming inside the organisation stays a writer's right, and the old name keeps leading to the repo
-    bob_api.move_repo(source, f"{relay}/{repo_name}-renamed")
-    assert bob_api.model_info(source).id == f"{relay}/{repo_name}-renamed"
+    writer.move_repo(source, f"relay/{repo_name}-renamed")
+    assert writer.model_info(source).id == f"relay/{repo_name}-renamed"
 
 
-def test_an_old_name_never_leads_into_another_namespace(hub, make_api, alice, bob, relay, repo_name):
-    source = f"{relay}/{repo_name}"
-    alice_api = make_api(alice)
-    alice_api.create_repo(source)
-    alice_api.upload_file(path_or_fileobj=b"reviewed", path_in_repo="code.py", repo_id=source)
-    alice_api.move_repo(source, f"alice/{repo_name}")  # the organisation's admin may move it out
-    assert alice_api.model_info(f"alice/{repo_name}").id == f"alice/{repo_name}"
-    for api in (alice_api, make_api(bob), make_api()):  # the organisation's old name is not alice's repo
+def test_an_old_name_never_leads_into_another_namespace(hub, make_api, relay, repo_name):
+    source = f"relay/{repo_name}"
+    admin, writer = make_api(relay["admin"]), make_api(relay["writer"])
+    admin.create_repo(source)
+    admin.upload_file(path_or_fileobj=b"reviewed", path_in_repo="code.py", repo_id=source)
+    admin.move_repo(source, f"rhea/{repo_name}")  # the organisation's admin may move it out
+    assert admin.model_info(f"rhea/{repo_name}").id == f"rhea/{repo_name}"
+    for api in (admin, writer, make_api()):  # the organisation's old name is not rhea's repo
         with pytest.raises(RepositoryNotFoundError):
             api.model_info(source)
     assert httpx.get(f"{hub.url}/{source}/resolve/main/code.py").status_code == 404
     # the organisation can use the name again
-    make_api(bob).create_repo(source)
-    assert make_api(bob).list_repo_files(source) == [".gitattributes"]
+    writer.create_repo(source)
+    assert writer.list_repo_files(source) == [".gitattributes"]
 
 
-def test_moving_into_a_namespace_needs_write_there(hub, make_api, alice, bob, relay, repo_name):
-    bob_api = make_api(bob)
-    bob_api.create_repo(f"bob/{repo_name}")
-    assert _status(lambda: bob_api.move_repo(f"bob/{repo_name}", f"alice/{repo_name}")) == 403
-    bob_api.move_repo(f"bob/{repo_name}", f"{relay}/{repo_name}")  # his own repo, into an org he writes
-    assert make_api(alice).model_info(f"{relay}/{repo_name}").id == f"{relay}/{repo_name}"
+def test_moving_into_a_namespace_needs_write_there(make_api, alice, relay, repo_name):
+    writer = make_api(relay["writer"])
+    writer.create_repo(f"rob/{repo_name}")
+    assert _status(lambda: writer.move_repo(f"rob/{repo_name}", f"alice/{repo_name}")) == 403
+    writer.move_repo(f"rob/{repo_name}", f"relay/{repo_name}")  # his own repo, into an org he writes
+    assert make_api(relay["admin"]).model_info(f"relay/{repo_name}").id == f"relay/{repo_name}"
 
 
 # --------------------------------------------------------------------------- 11. names regardless of case
 
 
-def test_a_name_in_another_letter_case_cannot_squat_a_namespace(hub, make_api, alice, bob, repo_name):
+def test_a_name_in_another_letter_case_cannot_squat_a_namespace(hub, make_api, alice, bob, relay, repo_name):
     with pytest.raises(errors.Conflict, match="'alice'"):
         hub.storage.orgs.add_org("Alice")
     with pytest.raises(errors.Conflict, match="'alice'"):
         hub.storage.add_user("ALICE")
     with pytest.raises(errors.Conflict, match="'alice'"):
         hub.storage.add_user("Alice", exist_ok=True)
-    hub.add_org(f"Caps-{repo_name}", {"bob": "write"})
+    hub.add_org(f"Caps-{repo_name}", {"rob": "write"})
     with pytest.raises(errors.Conflict, match=f"'Caps-{repo_name}'"):
         hub.storage.orgs.add_org(f"caps-{repo_name}")
     # a role is asked as repo ids are: regardless of case
-    bob_api = make_api(bob)
-    bob_api.create_repo(f"caps-{repo_name}/model", private=True)
-    assert bob_api.model_info(f"CAPS-{repo_name}/model").private is True
+    member = make_api(relay["writer"])
+    member.create_repo(f"caps-{repo_name}/model", private=True)
+    assert member.model_info(f"CAPS-{repo_name}/model").private is True
     alice_api = make_api(alice)
     alice_api.create_repo(f"ALICE/{repo_name}", private=True)
     assert alice_api.model_info(f"alice/{repo_name}").private is True
     assert f"ALICE/{repo_name}" in [m.id for m in alice_api.list_models(author="alice")]
     with pytest.raises(RepositoryNotFoundError):
-        bob_api.model_info(f"alice/{repo_name}")
+        make_api(bob).model_info(f"alice/{repo_name}")
 
 
 def _database_at_0002(tmp_path) -> tuple[str, sa.Engine]:
