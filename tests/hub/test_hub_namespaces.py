@@ -96,14 +96,19 @@ def test_a_name_in_another_letter_case_cannot_squat_a_namespace(hub, make_api, a
         make_api(bob).model_info(f"alice/{repo_name}")
 
 
-def _database_at_0002(tmp_path) -> tuple[str, sa.Engine]:
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
-    engine = sa.create_engine(url)
+@pytest.fixture
+def database_url(tmp_path, hub_backends) -> str:
+    """A fresh database of the backend under test (SQLite, or PostgreSQL with ``--hub-backend postgres-s3``)."""
+    return hub_backends.postgres.new_database() if hub_backends is not None else f"sqlite:///{tmp_path / 'hub.db'}"
+
+
+def _database_at_0002(url: str) -> sa.Engine:
+    engine = sa.create_engine(database.normalize_url(url))
     config = database._alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0002")
-    return url, engine
+    return engine
 
 
 def _insert(engine: sa.Engine, table: str, **values) -> None:
@@ -111,8 +116,8 @@ def _insert(engine: sa.Engine, table: str, **values) -> None:
         conn.execute(sa.table(table, *map(sa.column, values)).insert().values(**values))
 
 
-def test_migration_0003_refuses_names_that_differ_only_in_case(tmp_path):
-    url, engine = _database_at_0002(tmp_path)
+def test_migration_0003_refuses_names_that_differ_only_in_case(tmp_path, database_url):
+    url, engine = database_url, _database_at_0002(database_url)
     for name in ("olga", "Olga", "pat"):
         _insert(engine, "users", name=name, created_at=utcnow())
     _insert(engine, "orgs", name="PAT", fullname="P", created_at=utcnow())
@@ -137,8 +142,8 @@ def test_migration_0003_refuses_names_that_differ_only_in_case(tmp_path):
         store.engine.dispose()
 
 
-def test_migration_0003_on_a_clean_database(tmp_path):
-    url, engine = _database_at_0002(tmp_path)
+def test_migration_0003_on_a_clean_database(tmp_path, database_url):
+    url, engine = database_url, _database_at_0002(database_url)
     _insert(engine, "users", name="olga", created_at=utcnow())
     _insert(engine, "orgs", name="lab", fullname="Lab", created_at=utcnow())
     engine.dispose()
